@@ -26,9 +26,9 @@ $(STAMP): setup.py settings.ini pyproject.toml
 experiment: $(STAMP)
 	$(BIN)/soft-grounding experiment --out $(OUT)
 
-# every notebook first (one pytest test each, honouring tst_flags), then the rest of tests/, in one pytest run
+# every notebook first (one pytest test each, honouring tst_flags; see tests/conftest.py), then the rest of tests/, in one pytest run
 test: $(STAMP)
-	$(BIN)/python -m pytest tests/test_notebooks.py tests $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 docs: $(STAMP)
 	if command -v quarto >/dev/null; then $(BIN)/nbdev_docs; else $(BIN)/python tools/build_docs.py --out _site; fi

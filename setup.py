@@ -12,9 +12,8 @@ expected = ('version description keywords author author_email license lib_name u
 missing = [o for o in expected if o not in cfg]
 if missing: raise ValueError(f"settings.ini lacks {missing}")
 
-licenses = {'apache2': ('Apache Software License 2.0', 'OSI Approved :: Apache Software License')}
+licenses = {'apache2': 'Apache-2.0'}  # SPDX expressions; license classifiers are deprecated
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
-lic = licenses[cfg['license']]
 
 def split_reqs(key):
     "Requirement strings from a space-separated settings.ini entry (quotes allowed)"
@@ -27,11 +26,10 @@ setuptools.setup(
     name=cfg['lib_name'],
     version=cfg['version'],
     description=cfg['description'],
-    license=lic[0],
+    license=licenses[cfg['license']],
     classifiers=[
         'Development Status :: ' + statuses[int(cfg['status'])],
         'Intended Audience :: ' + cfg['audience'],
-        'License :: ' + lic[1],
         'Natural Language :: ' + cfg['language'],
         'Programming Language :: Python :: 3.11',
         'Topic :: Scientific/Engineering :: Artificial Intelligence',
