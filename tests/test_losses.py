@@ -295,3 +295,18 @@ def test_soft_gem_is_the_expectation_of_official_gem(h):
     ref = sum((t[:, k] * torch.stack([official_gem(b[i:i + 1], torch.tensor([k]), 0.6, h) for i in range(6)])).sum() for k in range(20))
     assert ours.item() == pytest.approx(ref.item(), rel=1e-10)
     assert torch.allclose(torch.autograd.grad(ours, a)[0], torch.autograd.grad(ref, b)[0], atol=1e-10)
+
+
+def test_reduction_none_and_int32_labels():
+    logits, labels = batch(seed=14)
+    a = logits.clone().requires_grad_()
+    b = logits.clone().requires_grad_()
+    ours = ce_loss(a, labels.int(), reduction="none")
+    ref = F.cross_entropy(b.reshape(-1, V), labels.reshape(-1), reduction="none").view(labels.shape)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    weights = torch.rand(labels.shape, dtype=torch.float64)
+    (ga,) = torch.autograd.grad(ours, a, weights)
+    (gb,) = torch.autograd.grad(ref, b, weights)
+    assert torch.allclose(ga, gb, atol=1e-12)
+    loss, _ = GroundingLoss(LossConfig("soft_gem", "dip"), BINS, LOC_IDS)(logits, labels.int())
+    assert loss.item() == pytest.approx(GroundingLoss(LossConfig("soft_gem", "dip"), BINS, LOC_IDS)(logits, labels)[0].item())
