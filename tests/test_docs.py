@@ -2,7 +2,6 @@
 
 Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them). Without them the browser test is
 skipped with a loud reason; the build itself is still tested."""
-import json
 import os
 import shutil
 import subprocess

@@ -276,3 +276,13 @@ def test_box_iou_against_a_loop():
         return inter / ((p[2] - p[0]) * (p[3] - p[1]) + (q[2] - q[0]) * (q[3] - q[1]) - inter)
     expected = torch.tensor([iou(p.tolist(), q.tolist()) for p, q in zip(a, b)], dtype=torch.float64)
     assert torch.allclose(box_iou(a, b), expected, atol=1e-6)
+
+
+def test_pictures_from_the_package():
+    import matplotlib
+    matplotlib.use("Agg")
+    import numpy as np
+    from soft_grounding.geometry import show_bin_scheme, show_grid_scheme
+    image = np.zeros((64, 64, 3), dtype=np.uint8)
+    assert show_bin_scheme(BinScheme("b16", 16, "<b{}>"), image, (5, 6, 40, 50)).get_title() == "<b1><b1><b9><b12>"
+    assert show_grid_scheme(KOSMOS2, image, (5, 6, 40, 50)).get_title() == "<patch_index_0098><patch_index_0787>"

@@ -76,3 +76,15 @@ def test_quick_start_is_two_commands():
     assert quick_start(index) == quick_start((ROOT / "README.md").read_text()) == ["make experiment", "make test"]
     makefile = (ROOT / "Makefile").read_text()
     for target in ("experiment", "test"): assert re.search(rf"^{target}:", makefile, re.M)
+
+
+def test_exported_modules_define_what_they_use():
+    "An exported function must not lean on a name that only a notebook's test cell imported (pyflakes: undefined name)."
+    from pyflakes.api import checkPath
+    from pyflakes.reporter import Reporter
+    import io
+    out, err = io.StringIO(), io.StringIO()
+    for path in sorted((ROOT / "soft_grounding").rglob("*.py")):
+        if path.name != "_modidx.py": checkPath(str(path), Reporter(out, err))
+    problems = [line for line in out.getvalue().splitlines() if "undefined name" in line or "imported but unused" in line]
+    assert not problems, "\n".join(problems)
