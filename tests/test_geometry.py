@@ -221,7 +221,7 @@ def test_ofa_bare_box():
 @pytest.mark.parametrize("box, message", [
     ((0, 0, float("nan"), 4), "NaN or infinite"), ((0, float("-inf"), 3, 4), "NaN or infinite"),
     ((5, 0, 3, 4), "x2 < x1"), ((0, 5, 3, 4), "y2 < y1"), ((3, 0, 3, 4), "zero area"), ((0, 2, 3, 2), "zero area"),
-    ((700, 0, 800, 4), "zero area inside the image"), ((1, 2, 3), "has 3 values"), ("abcd", "is not 4 numbers"),
+    ((700, 0, 800, 4), "lies outside the image"), ((1, 2, 3), "has 3 values"), ("abcd", "is not 4 numbers"),
 ])
 @pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: s.name)
 def test_bad_boxes_raise_naming_the_box(scheme, box, message):
