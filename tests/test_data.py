@@ -3,8 +3,6 @@ nested subsets, the collator, and bad input."""
 import hashlib
 import json
 import pickle
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
