@@ -96,3 +96,44 @@ def test_resume_refuses_another_configuration(tmp_path):
     with pytest.raises(ValueError, match=r"holds a run of another configuration \(differs in \['loss'\]\)"):
         train(model, items, collate, GroundingLoss(LossConfig("gem"), scheme, loc_token_ids(scheme, tok)),
               TrainingConfig(max_steps=2, batch_size=4, progress=False), tmp_path)
+
+
+def tiny_paligemma_checkpoint(path):
+    "A tiny PaliGemma checkpoint with its own PaliGemmaProcessor, saved to `path` as a real one is laid out."
+    import numpy as np  # noqa: F401
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PaliGemmaForConditionalGeneration, PaliGemmaProcessor, PreTrainedTokenizerFast, SiglipImageProcessorPil
+    from soft_grounding.models import default_model_config, default_words
+    words = ["<pad>", "<eos>", "<bos>", "<unk>"] + default_words()
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>", unk_token="<unk>")
+    images = SiglipImageProcessorPil(size={"height": 64, "width": 64}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    images.image_seq_length = 64
+    processor = PaliGemmaProcessor(image_processor=images, tokenizer=tok)  # adds <image>, <loc0000>..<loc1023>, <seg000>..
+    torch.manual_seed(0)
+    model = PaliGemmaForConditionalGeneration(default_model_config(processor.tokenizer, **TINY))
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+
+
+@pytest.mark.parametrize("config", [LossConfig("ce"), LossConfig("soft_gem", "dip", {"power": 3})], ids=lambda c: c.loss)
+def test_real_paligemma_checkpoint_trains(config, tmp_path):
+    from soft_grounding.geometry import PALIGEMMA
+    from soft_grounding.models import PaliGemmaProcessorCollator, load_paligemma
+    tiny_paligemma_checkpoint(tmp_path / "ckpt")
+    model, processor = load_paligemma(tmp_path / "ckpt")
+    collate = PaliGemmaProcessorCollator(processor, PALIGEMMA)
+    items = []
+    for ex in SyntheticWorld(0).examples("train", "refer", 16):
+        prompt, answer = format_example(ex, "paligemma")
+        items.append({"prompt": prompt, "answer": answer, "image": ex.load_image()})
+    batch = collate(items[:2])
+    assert batch["loc_index"][0].ge(0).sum() == 4 and (batch["loc_index"] >= 0).sum() == 8
+    loss = GroundingLoss(config, PALIGEMMA, loc_token_ids(PALIGEMMA, processor.tokenizer))
+    trainer = train(model, items, collate, loss, TrainingConfig(max_steps=20, batch_size=8, lr=3e-3, logging_steps=4, progress=False), tmp_path / "run")
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    assert history[-1]["loss"] < history[0]["loss"], history
+    texts, _ = generate(trainer.model, processor.tokenizer, PALIGEMMA, collate, items[:2], max_new_tokens=6)
+    assert len(texts) == 2
+    with pytest.raises(ValueError, match="model directory not found"): load_paligemma(tmp_path / "nothing")
