@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).parent))
 from test_training import setup  # noqa: E402
 
@@ -18,3 +20,6 @@ trainer = train(model, items, collate, loss, TrainingConfig(max_steps=8, batch_s
                                                             logging_steps=1, progress=False), out.parent / f"run-{out.stem}")
 if trainer.is_world_process_zero():
     out.write_text(json.dumps([h["loss"] for h in trainer.state.log_history if "loss" in h]))
+if torch.distributed.is_initialized():  # a clean exit: gloo's threads abort the process if left running at shutdown
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
