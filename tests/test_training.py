@@ -137,3 +137,16 @@ def test_real_paligemma_checkpoint_trains(config, tmp_path):
     texts, _ = generate(trainer.model, processor.tokenizer, PALIGEMMA, collate, items[:2], max_new_tokens=6)
     assert len(texts) == 2
     with pytest.raises(ValueError, match="model directory not found"): load_paligemma(tmp_path / "nothing")
+
+
+def test_lora_from_the_config_and_eval_loss(tmp_path):
+    scheme, tok, model, collate, items = setup(n=24)
+    base = {n: p.detach().clone() for n, p in model.named_parameters()}
+    loss = GroundingLoss(LossConfig("soft_ce", "dip"), scheme, loc_token_ids(scheme, tok))
+    config = TrainingConfig(max_steps=6, batch_size=8, lr=1e-2, logging_steps=3, lora_r=4, lora_targets=("q_proj", "v_proj"), progress=False)
+    trainer = train(model, items[:16], collate, loss, config, tmp_path, eval_items=items[16:])
+    assert hasattr(trainer.model, "peft_config")
+    merged = {n.replace("base_model.model.", "").replace(".base_layer", ""): p for n, p in trainer.model.named_parameters()}
+    frozen_same = [torch.equal(merged[n], base[n]) for n in base if n in merged and "embed_tokens" not in n]
+    assert frozen_same and all(frozen_same)  # the base weights did not move
+    assert [h["step"] for h in trainer.state.log_history if "eval_loss" in h] == [3, 6]
