@@ -51,7 +51,16 @@ def test_info_is_json():
 
 
 def test_experiment_writes_under_out(tmp_path):
-    res = run("experiment", "--out", str(tmp_path / "run"))
+    out = tmp_path / "run"
+    res = run("experiment", "--out", str(out), "--preset", "smoke", "--tune", "--device", "cpu")
     assert res.returncode == 0, res.stderr
-    assert json.loads((tmp_path / "run" / "environment.json").read_text())["seed"] == 0
-    assert "issue 7" in res.stdout  # says plainly what it does not run yet
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 and len({r["run_id"] for r in rows}) == 8
+    assert (out / "report" / "report.md").read_text().startswith("# soft_grounding sweep report")
+    assert (out / "report" / "curves.png").stat().st_size > 1000
+    assert "A/dip_ce" in res.stdout  # the final table
+    # another configuration in the same directory is refused, naming the difference
+    res = run("experiment", "--out", str(out), "--preset", "smoke", "--seeds", "1", "--device", "cpu")
+    assert res.returncode == 2 and "differs in ['seeds']" in res.stderr
+    res = run("report", "--out", str(out))
+    assert res.returncode == 0 and "report.md" in res.stdout
