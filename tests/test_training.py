@@ -100,7 +100,6 @@ def test_resume_refuses_another_configuration(tmp_path):
 
 def tiny_paligemma_checkpoint(path):
     "A tiny PaliGemma checkpoint with its own PaliGemmaProcessor, saved to `path` as a real one is laid out."
-    import numpy as np  # noqa: F401
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PaliGemmaForConditionalGeneration, PaliGemmaProcessor, PreTrainedTokenizerFast, SiglipImageProcessorPil
     from soft_grounding.models import default_model_config, default_words
