@@ -89,6 +89,24 @@ def test_resume_gives_the_same_weights(tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_lora_resume_gives_the_same_weights(tmp_path):
+    "LoRA checkpoints resume through Trainer's own (peft) path: the adapter and the loc rows end as in a straight run."
+    config = TrainingConfig(max_steps=8, batch_size=4, lr=3e-3, save_steps=4, logging_steps=4, progress=False, lora_r=4,
+                            lora_targets=("q_proj", "v_proj"), train_loc_rows=True)
+    def run(out, callbacks=None):
+        scheme, tok, model, collate, items = setup(n=16)
+        loss = GroundingLoss(LossConfig("soft_ce", "dip"), scheme, loc_token_ids(scheme, tok))
+        return train(model, items, collate, loss, config, out, callbacks=callbacks).model
+    straight = run(tmp_path / "straight")
+    interrupted = run(tmp_path / "interrupted", callbacks=[StopAt(4)])
+    trainable = [n for n, p in straight.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or "trainable_tokens" in n for n in trainable), trainable
+    s, i = dict(straight.named_parameters()), dict(interrupted.named_parameters())
+    assert any(not torch.equal(s[n], i[n]) for n in trainable)  # the interrupted run really stopped early
+    resumed = dict(run(tmp_path / "interrupted").named_parameters())
+    for n in trainable: assert torch.equal(s[n], resumed[n]), n
+
+
 def test_resume_refuses_another_configuration(tmp_path):
     scheme, tok, model, collate, items = setup(n=8)
     loss = GroundingLoss(LossConfig("ce"), scheme, loc_token_ids(scheme, tok))
