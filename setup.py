@@ -37,7 +37,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['soft_grounding', 'soft_grounding.*']),
     include_package_data=True,
-    package_data={'soft_grounding.assets': ['*/*']},  # the shipped base models
+    package_data={'soft_grounding.assets': ['*/*', '*.json']},  # the shipped base models and their tuned values
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + cfg['min_python'],

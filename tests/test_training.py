@@ -75,16 +75,21 @@ class StopAt(TrainerCallback):
         if state.global_step == self.step: control.should_training_stop = True
 
 
-def test_resume_gives_the_same_weights(tmp_path):
-    config = TrainingConfig(max_steps=10, batch_size=4, lr=3e-3, save_steps=5, logging_steps=5, progress=False)
+def straight_interrupted_resumed(tmp_path, config, loss_config, n, stop):
+    "The models of a straight run, of the same run stopped after `stop` steps, and of that run resumed."
     def run(out, callbacks=None):
-        scheme, tok, model, collate, items = setup(n=24)
-        loss = GroundingLoss(LossConfig("soft_gem", "dip"), scheme, loc_token_ids(scheme, tok))
+        scheme, tok, model, collate, items = setup(n=n)
+        loss = GroundingLoss(loss_config, scheme, loc_token_ids(scheme, tok))
         return train(model, items, collate, loss, config, out, callbacks=callbacks).model
     straight = run(tmp_path / "straight")
-    interrupted = run(tmp_path / "interrupted", callbacks=[StopAt(5)])
+    interrupted = run(tmp_path / "interrupted", callbacks=[StopAt(stop)])
+    return straight, interrupted, run(tmp_path / "interrupted")
+
+
+def test_resume_gives_the_same_weights(tmp_path):
+    config = TrainingConfig(max_steps=10, batch_size=4, lr=3e-3, save_steps=5, logging_steps=5, progress=False)
+    straight, interrupted, resumed = straight_interrupted_resumed(tmp_path, config, LossConfig("soft_gem", "dip"), 24, 5)
     assert any(not torch.equal(a, b) for a, b in zip(straight.state_dict().values(), interrupted.state_dict().values()))
-    resumed = run(tmp_path / "interrupted")
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
 
@@ -93,18 +98,13 @@ def test_lora_resume_gives_the_same_weights(tmp_path):
     "LoRA checkpoints resume through Trainer's own (peft) path: the adapter and the loc rows end as in a straight run."
     config = TrainingConfig(max_steps=8, batch_size=4, lr=3e-3, save_steps=4, logging_steps=4, progress=False, lora_r=4,
                             lora_targets=("q_proj", "v_proj"), train_loc_rows=True)
-    def run(out, callbacks=None):
-        scheme, tok, model, collate, items = setup(n=16)
-        loss = GroundingLoss(LossConfig("soft_ce", "dip"), scheme, loc_token_ids(scheme, tok))
-        return train(model, items, collate, loss, config, out, callbacks=callbacks).model
-    straight = run(tmp_path / "straight")
-    interrupted = run(tmp_path / "interrupted", callbacks=[StopAt(4)])
+    straight, interrupted, resumed = straight_interrupted_resumed(tmp_path, config, LossConfig("soft_ce", "dip"), 16, 4)
     trainable = [n for n, p in straight.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n or "trainable_tokens" in n for n in trainable), trainable
     s, i = dict(straight.named_parameters()), dict(interrupted.named_parameters())
     assert any(not torch.equal(s[n], i[n]) for n in trainable)  # the interrupted run really stopped early
-    resumed = dict(run(tmp_path / "interrupted").named_parameters())
-    for n in trainable: assert torch.equal(s[n], resumed[n]), n
+    r = dict(resumed.named_parameters())
+    for n in trainable: assert torch.equal(s[n], r[n]), n
 
 
 def test_resume_refuses_another_configuration(tmp_path):

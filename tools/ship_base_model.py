@@ -3,13 +3,13 @@ model/) into soft_grounding/assets/default-<scheme> with a card that records bot
 
     python tools/ship_base_model.py A <stage 1 model_card.json> runs/pretrain-a2/model
 """
-import json, shutil, sys
+import json, shutil, sys, tempfile
 from pathlib import Path
 scheme, stage1_card, stage2_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 dst = Path(__file__).resolve().parents[1] / "soft_grounding" / "assets" / f"default-{scheme.lower()}"
 s1 = json.loads(stage1_card.read_text())
 s2 = json.loads((stage2_dir / "model_card.json").read_text())
-tmp = Path("/tmp/ship-" + scheme); shutil.rmtree(tmp, ignore_errors=True); shutil.copytree(stage2_dir, tmp)
+tmp = Path(tempfile.mkdtemp()) / "model"; shutil.copytree(stage2_dir, tmp)
 card = {**s2, "stages": [{k: s1[k] for k in ("command", "max_steps", "batch_size", "lr", "train_seconds_this_run", "hardware", "detect_acc_at_0.5")},
                          {k: s2[k] for k in ("command", "max_steps", "batch_size", "lr", "train_seconds_this_run", "hardware", "detect_acc_at_0.5")}],
         "train_seconds_total": round(s1["train_seconds_this_run"] + s2["train_seconds_this_run"], 1)}
