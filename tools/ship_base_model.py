@@ -1,26 +1,36 @@
-"""Ship a continued base model into the package: copy <stage2 dir> (a `soft-grounding pretrain --init_from ...` output
-model/) into soft_grounding/assets/default-<scheme> with a card that records both stages.
+"""Ship a pretrained base model into the package: copy a `soft-grounding pretrain` output model/ directory into
+soft_grounding/assets/default-<scheme>, with a card that lists every stage that made it (a stage is one pretrain run;
+a continuation names its predecessor with --init_from). Pass the earlier stages' model_card.json files in order.
 
-    python tools/ship_base_model.py A <stage 1 model_card.json> runs/pretrain-a2/model
+    python tools/ship_base_model.py A runs/gpu2/a/model runs/gpu1/a/model/model_card.json
+    python tools/ship_base_model.py B runs/pretrain-b/model
 """
 import json, shutil, sys, tempfile
 from pathlib import Path
-scheme, stage1_card, stage2_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+
+KEYS = ("command", "max_steps", "batch_size", "lr", "precision", "train_seconds_this_run", "hardware", "detect_acc_at_0.5")
+scheme, final_dir, earlier = sys.argv[1], Path(sys.argv[2]), [Path(p) for p in sys.argv[3:]]
 dst = Path(__file__).resolve().parents[1] / "soft_grounding" / "assets" / f"default-{scheme.lower()}"
-s1 = json.loads(stage1_card.read_text())
-s2 = json.loads((stage2_dir / "model_card.json").read_text())
-tmp = Path(tempfile.mkdtemp()) / "model"; shutil.copytree(stage2_dir, tmp)
-card = {**s2, "stages": [{k: s1[k] for k in ("command", "max_steps", "batch_size", "lr", "train_seconds_this_run", "hardware", "detect_acc_at_0.5")},
-                         {k: s2[k] for k in ("command", "max_steps", "batch_size", "lr", "train_seconds_this_run", "hardware", "detect_acc_at_0.5")}],
-        "train_seconds_total": round(s1["train_seconds_this_run"] + s2["train_seconds_this_run"], 1)}
-card["command"] = s2["command"].replace(f"--init_from {s2['init_from']}", "--init_from <stage 1 model>")
-card["init_from"] = "stage 1: " + s1["command"]
+cards = [json.loads(p.read_text()) for p in earlier] + [json.loads((final_dir / "model_card.json").read_text())]
+for c in cards:
+    if c["scheme"] != scheme: sys.exit(f"a card of scheme {c['scheme']} is not scheme {scheme}")
+tmp = Path(tempfile.mkdtemp()) / "model"; shutil.copytree(final_dir, tmp)
+card = dict(cards[-1])
+# cards written before `precision` existed: pretrain trained in fp32 on a CPU and in bf16 autocast on a GPU
+stages = [{k: c.get(k, ("fp32" if c["hardware"].startswith("CPU") else "bf16") if k == "precision" else None) for k in KEYS} for c in cards]
+for s in stages[1:]: s["command"] = s["command"].split(" --init_from ")[0] + " --init_from <the previous stage's model> --first_example " + s["command"].split(" --first_example ")[-1]
+card.update(stages=stages, train_seconds_total=round(sum(c["train_seconds_this_run"] for c in cards), 1))
+if len(cards) > 1:
+    card["command"], card["init_from"] = stages[-1]["command"], "the previous stage in `stages`"
 (tmp / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
 acc = card["detect_acc_at_0.5"]
-(tmp / "README.md").write_text(f"# soft_grounding default base model, scheme {scheme}\n\nTwo stages on this project's 2-core CPU:\n\n"
-    f"1. `{s1['command']}` ({s1['train_seconds_this_run']:.0f} s): detect Acc@0.5 {s1['detect_acc_at_0.5']['acc']:.3f}\n"
-    f"2. `{card['command']}` ({s2['train_seconds_this_run']:.0f} s, continuing from stage 1 on unseen training-pool examples): "
-    f"detect Acc@0.5 {acc['acc']:.3f} ({acc['n_boxes']} boxes of 500 validation examples)\n\n"
-    f"The goal is 0.95. Issue 6 measured 0.997 for scheme A with `soft-grounding pretrain`'s defaults in 210 s on an H200; no GPU was available to this project yet, and scheme B has not been run on one.\n\n```json\n{json.dumps(card, indent=2)}\n```\n")
+lines = [f"{i}. `{s['command']}` on {s['hardware']} ({s['precision']}, {s['train_seconds_this_run']:.0f} s): detect Acc@0.5 "
+         f"{s['detect_acc_at_0.5']['acc']:.3f}" for i, s in enumerate(stages, 1)]
+(tmp / "README.md").write_text(
+    f"# soft_grounding default base model, scheme {scheme}\n\n"
+    f"Detect Acc@0.5 {acc['acc']:.3f} ({acc['n_boxes']} boxes of {card['eval']}); the goal is 0.95. "
+    f"Made in {len(stages)} stage{'s' if len(stages) > 1 else ''}"
+    f"{' (each continuing the one before on unseen training-pool examples, with a new schedule)' if len(stages) > 1 else ''}:\n\n"
+    + "\n".join(lines) + f"\n\n```json\n{json.dumps(card, indent=2)}\n```\n")
 shutil.rmtree(dst, ignore_errors=True); shutil.copytree(tmp, dst)
 print(dst, acc, sorted(p.name for p in dst.iterdir()))
