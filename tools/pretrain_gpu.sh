@@ -12,7 +12,11 @@
 set -u
 out=${1:?usage: tools/pretrain_gpu.sh OUT_DIR [RUN_DIR]}; runs=${2:-runs/gpu}
 mkdir -p "$out" "$runs"
-jobs="a:A:True b:B:True"; [ "${ABLATION:-0}" = 1 ] && jobs="$jobs a-plain:A:False"
+jobs="a:A:True b:B:True"
+if [ "${ABLATION:-0}" = 1 ]; then
+  [ -z "${INIT_A:-}" ] || { echo "ABLATION=1 compares two from-scratch runs of scheme A; unset INIT_A" >&2; exit 2; }
+  jobs="$jobs a-plain:A:False"
+fi
 pids=()
 for job in $jobs; do
   IFS=: read name scheme structured <<< "$job"
