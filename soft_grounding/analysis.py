@@ -33,8 +33,11 @@ def load_rows(out_dir):  # a sweep's output directory (with sweep.json) or a res
     if path.is_file(): return read_jsonl(path, repair=False)
     if not path.is_dir(): raise ValueError(f"no sweep output at {path}")
     config = path / "sweep.json"
-    rows = read_results(path, json.loads(config.read_text())["config_hash"] if config.exists() else None)
-    if not rows: raise ValueError(f"no results rows in {path}")
+    config_hash = json.loads(config.read_text())["config_hash"] if config.exists() else None
+    rows = read_results(path, config_hash)
+    if not rows:
+        gone = read_results(path, config_hash, kind="diverged")
+        raise ValueError(f"no results rows in {path}" + (f"; {len(gone)} run(s) diverged (see its diverged*.jsonl)" if gone else ""))
     return rows
 
 def summary_table(rows, metric:str="acc"):
@@ -204,8 +207,10 @@ def write_report(out_dir):  # a sweep's output directory
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from soft_grounding.experiments import read_results
     out_dir = Path(out_dir)
     rows = load_rows(out_dir)
+    gone = read_results(out_dir, rows[0]["config_hash"], kind="diverged")  # runs whose training met NaN or infinite gradients
     rep = out_dir / "report"; rep.mkdir(parents=True, exist_ok=True)
     tuned = json.loads((out_dir / "tuned.json").read_text())["tuned"] if (out_dir / "tuned.json").exists() else {}
     def save(fig, name):
@@ -214,10 +219,16 @@ def write_report(out_dir):  # a sweep's output directory
     n_test = rows[0]["metrics"]["n"]
     score = "Acc@0.5" if rows[0]["task"] == "refer" else "phrase-box recall@0.5"
     lines = ["# soft_grounding sweep report", "",
-             f"{len(rows)} runs: schemes {sorted({r['scheme'] for r in rows})}, methods {sorted({r['method'] for r in rows})}, "
+             f"{len(rows)} runs{f' (and {len(gone)} that diverged)' if gone else ''}: schemes {sorted({r['scheme'] for r in rows})}, methods {sorted({r['method'] for r in rows})}, "
              f"sizes {sizes}, seeds {seeds}; each run scored on the same {n_test} test-pool examples. "
              f"Task: {rows[0]['task']}. Git commit {rows[0].get('git_commit')}.", "",
              f"## Test {score} (mean ± sd over seeds)", "", markdown_table(rows, "acc"), "", save(plot_curves(rows, ylabel=f"test {score}"), "curves.png"), ""]
+    if gone:
+        lines += [f"## Runs that diverged ({len(gone)})", "",
+                  "Their training stopped on NaN or infinite gradients, so they have no results row: the tables average the other seeds "
+                  "of their cells, and the paired differences leave their seeds out. Count them as failures of the method at its tuned values.", "",
+                  "| run | step | hyperparameters |", "|---|---|---|"]
+        lines += [f"| {r['run_id']} | {r['diverged_at_step']} | {r['hparams']} |" for r in gone] + [""]
     if len(sizes) > 1:
         lines += [f"## Does the setting discriminate? (gain from n={sizes[0]} to n={sizes[-1]} against the larger seed sd)", "",
                   "| scheme | method | gain | spread | discriminates |", "|---|---|---|---|---|"]

@@ -176,10 +176,11 @@ def shard_runs(runs, shard):
     i, n = parse_shard(shard)
     return [r for k, r in enumerate(runs) if k % n == i]
 
-def results_file(out_dir, shard=None):
+def results_file(out_dir, shard=None,
+                 kind:str="results"):  # "results", or "diverged" for the records of runs whose training diverged
     "The results file a (shard of a) sweep writes to."
     i, n = parse_shard(shard)
-    return Path(out_dir) / ("results.jsonl" if n == 1 else f"results-{i}of{n}.jsonl")
+    return Path(out_dir) / (f"{kind}.jsonl" if n == 1 else f"{kind}-{i}of{n}.jsonl")
 
 def read_jsonl(path, repair:bool=True):  # repair: set bad lines aside (only for a file this process writes)
     "The complete JSON rows of `path`. With `repair`, a cut-off or garbled line is moved to `<path>.broken` (nothing is deleted), with a warning; without, it is skipped."
@@ -200,10 +201,11 @@ def read_jsonl(path, repair:bool=True):  # repair: set bad lines aside (only for
     return rows
 
 def read_results(out_dir, config_hash=None,
-                 own=None):  # the results file this process writes: the only one it repairs (other shards may be mid-write)
+                 own=None,  # the results file this process writes: the only one it repairs (other shards may be mid-write)
+                 kind:str="results"):  # or "diverged": the records of runs that diverged
     "Every row of every results file in `out_dir` (deduplicated by run id, first kept), in grid order; only `config_hash`'s if given."
     seen, rows = set(), []
-    for path in sorted(Path(out_dir).glob("results*.jsonl")):
+    for path in sorted(Path(out_dir).glob(f"{kind}*.jsonl")):
         for row in read_jsonl(path, repair=own is not None and Path(own) == path):
             if config_hash is not None and row.get("config_hash") != config_hash: continue
             if row["run_id"] in seen: continue
@@ -369,6 +371,16 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
             "timing": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)}, "versions": v,
             "git_commit": v.get("git_commit"), "device": str(ctx.device), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
+def _attempt(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, hparams:dict):
+    "One run of a sweep: ('row', its results row), or ('diverged', a record of where it stopped) when its training meets NaN or infinite gradients."
+    from soft_grounding.training import NonFiniteError
+    try: return "row", run_one(ctx, scheme_name, method, size, seed, hparams)
+    except NonFiniteError as e:
+        return "diverged", {"run_id": run_id(scheme_name, method, size, seed), "config_hash": ctx.config.hash(), "task": ctx.config.task,
+                            "scheme": scheme_name, "method": method, "size": size, "seed": seed, "hparams": hparams,
+                            "steps": run_steps(ctx.config, hparams["steps"], size), "diverged_at_step": e.step, "error": str(e),
+                            "git_commit": versions().get("git_commit"), "device": str(ctx.device), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
 # %% ../nbs/10_experiments.ipynb #ecda7f7d
 def _cgroup_cpus(root="/sys/fs/cgroup"):
     "The CPUs a cgroup CPU quota allows, as a container sees it (v2 `cpu.max`, or v1 `cpu/cpu.cfs_quota_us`), rounded up; None without a quota."
@@ -422,7 +434,7 @@ def _sweep_worker(config_fields, device, model_dirs, jobs, results, parent):
             try: job = jobs.get(timeout=1)
             except queue.Empty: send(("idle",)); continue
             if job is None: return
-            if job[0] == "run": send(("row", run_one(ctx, *job[1:])))
+            if job[0] == "run": send(_attempt(ctx, *job[1:]))
             else:
                 _, scheme_name, method, done = job
                 entry, n_tried = _tune_pair(ctx, scheme_name, method, done, lambda row, new: send(("trial", row, new)))
@@ -443,7 +455,7 @@ def _run_parallel(ctx:SweepContext, jobs, workers:int, handlers:dict):
     for job in jobs: job_q.put(job)
     for _ in range(workers): job_q.put(None)
     fields = json.loads(json.dumps(asdict(ctx.config)))
-    procs, finished, handled = [], False, {"row", "trial", "tuned"}
+    procs, finished, handled = [], False, {"row", "diverged", "trial", "tuned"}
     def handle(kind, values):
         if kind == "ready" and values[0] != ctx.config.hash():
             raise RuntimeError(f"a sweep worker built configuration {values[0]}, this process {ctx.config.hash()}: the installed "
@@ -470,7 +482,7 @@ def _run_parallel(ctx:SweepContext, jobs, workers:int, handlers:dict):
                     handle(other, more)
                 raise RuntimeError(f"{values[0]} failed in a sweep worker; what finished is kept, rerun to resume.\n{values[1]}")
             handle(kind, values)
-            if kind in ("row", "tuned"): left -= 1
+            if kind in ("row", "diverged", "tuned"): left -= 1
         finished = True
     finally:
         if main: signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the clean-up
@@ -622,14 +634,15 @@ def run_sweep(config:SweepConfig, out_dir, shard=None, tune:bool=False, device="
     ctx = SweepContext(config, device, model_dirs)
     workers = workers or default_workers(ctx.device, config)
     tuned = get_tuned(ctx, out_dir, tune, progress, workers)
-    path = results_file(out_dir, shard)
+    path, dpath = results_file(out_dir, shard), results_file(out_dir, shard, "diverged")
     finished = read_results(out_dir, config.hash(), own=path)
-    for row in finished:  # a resumed sweep must use the hyperparameters its finished rows used
+    diverged = read_results(out_dir, config.hash(), own=dpath, kind="diverged")  # not rerun: on a CPU it would diverge again
+    for row in finished + diverged:  # a resumed sweep must use the hyperparameters its finished rows used
         now = {k: v for k, v in tuned.get(row["scheme"], {}).get(row["method"], {}).items() if not k.startswith("val_")}
         if now and row["hparams"] != now:
             raise ValueError(f"{row['run_id']} in {out_dir} ran with {row['hparams']}, but the tuned values are now {now}; "
                              f"use a new output directory")
-    done = {r["run_id"] for r in finished}
+    done = {r["run_id"] for r in finished + diverged}
     todo = [r for r in shard_runs(grid(config), shard) if run_id(*r) not in done]
     jobs = [("run", sc, m, n, s, {k: v for k, v in tuned[sc][m].items() if not k.startswith("val_")}) for sc, m, n, s in todo]
     workers = min(workers, max(len(jobs), 1))
@@ -637,15 +650,27 @@ def run_sweep(config:SweepConfig, out_dir, shard=None, tune:bool=False, device="
     def on_row(row):
         append_row(path, row)
         bar.set_postfix_str(row["run_id"]); bar.update()
-    if workers > 1: _run_parallel(ctx, jobs, workers, {"row": on_row})
+    def on_diverged(record):  # the sweep goes on; the record keeps the run from being retried on a rerun
+        append_row(dpath, record)
+        bar.set_postfix_str(f"{record['run_id']} diverged"); bar.update()
+    handlers = {"row": on_row, "diverged": on_diverged}
+    if workers > 1: _run_parallel(ctx, jobs, workers, handlers)
     else:
         with _cpu_threads(ctx.device, 1):
             for job in jobs:
                 bar.set_postfix_str(run_id(*job[1:5]))
-                on_row(run_one(ctx, *job[1:]))
+                kind, value = _attempt(ctx, *job[1:])
+                handlers[kind](value)
     bar.close()
     rows = read_results(out_dir, config.hash(), own=path)
     if progress: print(results_table(rows))
+    mine = {run_id(*r) for r in shard_runs(grid(config), shard)}
+    if gone := [r for r in read_results(out_dir, config.hash(), kind="diverged") if r["run_id"] in mine]:
+        warnings.warn(f"{len(gone)} run(s) diverged (NaN or infinite gradients) and have no results row: "
+                      + "; ".join(f"{r['run_id']} at step {r['diverged_at_step']} with {r['hparams']}" for r in gone[:5])
+                      + (f"; and {len(gone) - 5} more" if len(gone) > 5 else "")
+                      + f". Their records are in {dpath.name}; a rerun skips them (delete a record's line to retry that run).",
+                      stacklevel=2)
     return rows
 
 def results_table(rows, metric:str="acc"):
