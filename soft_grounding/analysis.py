@@ -12,8 +12,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['seed_summary', 'load_rows', 'summary_table', 'has_metric', 'scheme_of', 'markdown_table', 'discrimination',
-           'steps_table', 'paired_bootstrap', 'paired_differences', 'plot_curves', 'plot_differences', 'plot_entropy',
-           'plot_labels', 'write_report']
+           'steps_table', 'tuned_at_edges', 'beyond_grid_table', 'paired_bootstrap', 'paired_differences',
+           'plot_curves', 'plot_differences', 'plot_entropy', 'plot_labels', 'write_report']
 
 # %% ../nbs/11_analysis.ipynb #f284cc8e
 def seed_summary(values):  # one metric value per seed
@@ -83,6 +83,36 @@ def steps_table(rows):
     cells = {}
     for r in rows: cells.setdefault((r["scheme"], r["method"]), {}).setdefault(r["size"], set()).add(r.get("steps", r["hparams"].get("steps")))
     return _size_table(cells, lambda steps: "/".join(str(v) for v in sorted(steps)))
+
+# %% ../nbs/11_analysis.ipynb #7d3270ae
+def tuned_at_edges(tuned,  # {scheme: {method: tuned values}}, as in `tuned.json`
+                   step_choices):  # the sweep's `step_choices`
+    "The tuned values at the lowest or highest of their search choices: [(scheme, method, name, value, sorted choices)]."
+    from soft_grounding.experiments import LR_CHOICES, METHODS
+    out = []
+    for scheme, by_method in tuned.items():
+        for method, values in by_method.items():
+            grids = {"lr": LR_CHOICES, "steps": tuple(step_choices), **(METHODS[method].space if method in METHODS else {})}
+            for name, choices in grids.items():
+                if name in values and len(set(choices)) > 1 and values[name] in (min(choices), max(choices)):
+                    out.append((scheme, method, name, values[name], tuple(sorted(choices))))
+    return out
+
+# %% ../nbs/11_analysis.ipynb #e5f4e859
+def beyond_grid_table(rows,  # rows of `beyond_grid.jsonl` (`probe_beyond_grid` in 10_experiments)
+                      tuned):  # {scheme: {method: tuned values}}, as in `tuned.json`
+    "A markdown table of the probe trials: validation score at each step count, and each trial's best minus the tuned choice's (the tuned trial at the tuned steps)."
+    steps = sorted({int(s) for r in rows for s in r["val"]})
+    base = {(r["scheme"], r["method"]): r["val"].get(str(tuned.get(r["scheme"], {}).get(r["method"], {}).get("steps")), {}).get("acc")
+            for r in rows if r["label"] == "tuned"}
+    out = ["| scheme | method | trial | " + " | ".join(f"{s} steps" for s in steps) + " | best - tuned choice |", "|---|---|---|" + "---|" * (len(steps) + 1)]
+    for r in rows:
+        accs = {int(s): v["acc"] for s, v in r["val"].items()}
+        b = base.get((r["scheme"], r["method"]))
+        note = f" (diverged at step {r['diverged_at_step']})" if "diverged_at_step" in r else ""
+        out.append(f"| {r['scheme']} | {r['method']} | {r['label']}{note} | " + " | ".join(f"{accs[s]:.3f}" if s in accs else "" for s in steps)
+                   + f" | {'' if b is None else f'{max(accs.values()) - b:+.3f}'} |")
+    return "\n".join(out)
 
 # %% ../nbs/11_analysis.ipynb #da3df7bb
 def paired_bootstrap(hits, base_hits,  # per seed, a list of 0/1 hits over the same test examples
@@ -260,6 +290,22 @@ def write_report(out_dir):  # a sweep's output directory
         lines += ["## Best-of-N under sampling (Acc@0.5 of the best sample)", "", markdown_table([r for r in rows if "best_of_acc" in r["metrics"]], "best_of_acc"), ""]
     if tuned:
         lines += ["## Tuned hyperparameters (validation pool)", "", "```json", json.dumps(tuned, indent=1), "```", ""]
+        config = out_dir / "sweep.json"
+        edges = tuned_at_edges(tuned, json.loads(config.read_text())["config"]["step_choices"]) if config.exists() else []
+        if edges:
+            by_pair = {}
+            for s, m, name, v, cs in edges:
+                by_pair.setdefault((s, m), []).append(f"{name} {v:g} ({'lowest' if v == cs[0] else 'highest'} of {', '.join(f'{c:g}' for c in cs)})")
+            lines += ["Tuned values at an edge of their search choices (the best value may lie beyond them):", "",
+                      "| scheme | method | at an edge |", "|---|---|---|"] + [f"| {s} | {m} | {'; '.join(v)} |" for (s, m), v in by_pair.items()] + [""]
+        if (out_dir / "beyond_grid.jsonl").exists():
+            from soft_grounding.experiments import read_jsonl
+            probed = {r["probe_id"]: r for r in read_jsonl(out_dir / "beyond_grid.jsonl", repair=False) if r.get("config_hash") == rows[0]["config_hash"]}
+            if probed:
+                lines += ["## Beyond the tuning grid (validation pool)", "",
+                          "Each tuned value at an edge of its choices moved one step beyond it, under the tuning's protocol "
+                          "(`soft-grounding probe`); every trial scored at more step counts than the tuning's. The last column "
+                          "is a trial's best score minus the tuned choice's.", "", beyond_grid_table(list(probed.values()), tuned), ""]
         for scheme, by_method in tuned.items():
             if any(m in by_method for m in ("dip_ce", "dip_gem", "smooth_ce", "gaussian_ce")):
                 lines += [save(plot_labels(by_method, scheme), f"labels-{scheme}.png"), ""]

@@ -12,7 +12,7 @@ import sys
 from fastcore.script import anno_parser
 
 # %% auto #0
-__all__ = ['SUBCOMMANDS', 'subcommand', 'usage', 'info', 'experiment', 'report', 'tune', 'pretrain', 'main']
+__all__ = ['SUBCOMMANDS', 'subcommand', 'usage', 'info', 'experiment', 'report', 'tune', 'probe', 'pretrain', 'main']
 
 # %% ../nbs/12_cli.ipynb #b5b9574b
 SUBCOMMANDS = {}  # name -> function, in the order they are declared
@@ -81,6 +81,19 @@ def tune(out:str="runs/tune",  # output directory for the trials (rerun to resum
     overrides = {"task": task} if task else {}
     tuned = tune_preset(out, preset, schemes.split(",") if schemes else None, commit=commit, device=device, workers=workers, **overrides)
     print(json.dumps(tuned, indent=1))
+
+# %% ../nbs/12_cli.ipynb #35409ae2
+@subcommand
+def probe(out:str="runs/default",  # a sweep's output directory (with sweep.json and tuned.json)
+          schemes:str=None,  # comma-separated schemes (e.g. A or A,B); all of the directory's by default
+          device:str="auto",  # auto, cpu, cuda, ...
+          workers:int=None):  # parallel processes (default: one per CPU core, at most 8; one on a GPU)
+    "Score the tuned values at an edge of their choices one step beyond it, as tuning does (validation pool)."
+    from pathlib import Path
+    from soft_grounding.analysis import beyond_grid_table
+    from soft_grounding.experiments import probe_beyond_grid
+    rows = probe_beyond_grid(out, schemes.split(",") if schemes else None, device=device, workers=workers)
+    print(beyond_grid_table(rows, json.loads((Path(out) / "tuned.json").read_text())["tuned"]))
 
 # %% ../nbs/12_cli.ipynb #06741f1e
 @subcommand

@@ -37,7 +37,8 @@ __all__ = ['LR_CHOICES', 'METHODS', 'THESIS_METHODS', 'FAMILIES', 'PRESETS', 'Me
            'run_steps', 'run_id', 'grid', 'parse_shard', 'shard_runs', 'results_file', 'read_jsonl', 'read_results',
            'append_row', 'SweepContext', 'fine_tune', 'unpack_bits', 'entropy_histogram', 'evaluate_task', 'run_one',
            'default_workers', 'coordinate_search', 'tune', 'committed_tuned_path', 'get_tuned', 'run_sweep',
-           'results_table', 'load_sweep_config', 'run_experiment', 'tune_preset', 'base_model_card']
+           'results_table', 'beyond_value', 'probe_steps', 'beyond_grid_trials', 'probe_beyond_grid',
+           'load_sweep_config', 'run_experiment', 'tune_preset', 'base_model_card']
 
 # %% ../nbs/10_experiments.ipynb #738ab7c3
 LR_CHOICES = (3e-4, 1e-3, 3e-3)  # fine-tuning learning rates every method may draw
@@ -411,7 +412,8 @@ def _cpu_threads(device, n:int=1):
 
 def _job_name(job):
     if job is None: return "worker start-up"
-    return f"run {run_id(*job[1:5])}" if job[0] == "run" else f"tuning of {job[1]}/{job[2]}"
+    return {"run": lambda: f"run {run_id(*job[1:5])}", "tune": lambda: f"tuning of {job[1]}/{job[2]}",
+            "probe": lambda: f"probe {job[1]}/{job[2]} {job[3]}"}[job[0]]()
 
 def _check_workers(workers):
     "`workers`: None (the default) or a positive int; raises a `ValueError` naming a bad value."
@@ -435,6 +437,7 @@ def _sweep_worker(config_fields, device, model_dirs, jobs, results, parent):
             except queue.Empty: send(("idle",)); continue
             if job is None: return
             if job[0] == "run": send(_attempt(ctx, *job[1:]))
+            elif job[0] == "probe": send(("probed", _probe_row(ctx, *job[1:])))
             else:
                 _, scheme_name, method, done = job
                 entry, n_tried = _tune_pair(ctx, scheme_name, method, done, lambda row, new: send(("trial", row, new)))
@@ -455,7 +458,7 @@ def _run_parallel(ctx:SweepContext, jobs, workers:int, handlers:dict):
     for job in jobs: job_q.put(job)
     for _ in range(workers): job_q.put(None)
     fields = json.loads(json.dumps(asdict(ctx.config)))
-    procs, finished, handled = [], False, {"row", "diverged", "trial", "tuned"}
+    procs, finished, handled = [], False, {"row", "diverged", "trial", "tuned", "probed"}
     def handle(kind, values):
         if kind == "ready" and values[0] != ctx.config.hash():
             raise RuntimeError(f"a sweep worker built configuration {values[0]}, this process {ctx.config.hash()}: the installed "
@@ -482,7 +485,7 @@ def _run_parallel(ctx:SweepContext, jobs, workers:int, handlers:dict):
                     handle(other, more)
                 raise RuntimeError(f"{values[0]} failed in a sweep worker; what finished is kept, rerun to resume.\n{values[1]}")
             handle(kind, values)
-            if kind in ("row", "diverged", "tuned"): left -= 1
+            if kind in ("row", "diverged", "tuned", "probed"): left -= 1
         finished = True
     finally:
         if main: signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not interrupt the clean-up
@@ -519,29 +522,34 @@ def _trial_score(row):
     "A tuning row's score: its best (acc, mean_iou) over the step counts and minus that step count (equals: the shorter run)."
     return max(((v["acc"], v["mean_iou"]), -int(st)) for st, v in row["val"].items())
 
+def _val_trial(ctx:SweepContext, scheme_name:str, method:str, hp:dict, steps):
+    "One tuning trial: fine-tune on the `tune_size` tuning examples, scored on the validation pool after each of `steps`. Returns ({step: {acc, mean_iou}}, the step it diverged at or None)."
+    from soft_grounding.training import NonFiniteError
+    cfg = ctx.config
+    val = ctx.examples("val", cfg.n_val)
+    def score(model):
+        s, _ = evaluate_task(ctx, model, scheme_name, val, sample=False)
+        model.train()
+        return {"acc": s["acc"], "mean_iou": s.get("mean_iou", s.get("box_recall", 0.0))}  # ground: box recall breaks ties
+    ev = _EvalAt(steps, score)
+    seed_everything(cfg.tune_seed)
+    try: fine_tune(ctx, scheme_name, method, hp, ctx.train_items(scheme_name, cfg.tune_size, cfg.tune_seed), cfg.tune_seed,
+                   max(steps), callbacks=[ev.callback])
+    except NonFiniteError as e: diverged = e.step  # a diverging trial scores 0 at the step counts it did not reach
+    else: diverged = None
+    zero = {"acc": 0.0, "mean_iou": 0.0}
+    return {str(st): ev.scores.get(st, zero) for st in sorted(set(steps))}, diverged
+
 def _tune_pair(ctx:SweepContext, scheme_name:str, method:str, done:dict, on_trial):
     "The coordinate search of one (scheme, method), replaying the stored trials in `done`; `on_trial(row, new)` after each. Returns (tuned entry, trials)."
-    from soft_grounding.training import NonFiniteError
     cfg, rows = ctx.config, []
-    val = ctx.examples("val", cfg.n_val)
     def evaluate(hp):
         tid = f"{scheme_name}/{method}/t{len(rows)}"
         row = done.get(tid)
         new = row is None or row["hparams"] != hp  # not run yet (or run by another search): run it
         if new:
-            def score(model):
-                s, _ = evaluate_task(ctx, model, scheme_name, val, sample=False)
-                model.train()
-                return {"acc": s["acc"], "mean_iou": s.get("mean_iou", s.get("box_recall", 0.0))}  # ground: box recall breaks ties
-            ev = _EvalAt(cfg.step_choices, score)
-            seed_everything(cfg.tune_seed)
-            try: fine_tune(ctx, scheme_name, method, hp, ctx.train_items(scheme_name, cfg.tune_size, cfg.tune_seed), cfg.tune_seed,
-                           max(cfg.step_choices), callbacks=[ev.callback])
-            except NonFiniteError as e: diverged = e.step  # a diverging trial scores 0 at the step counts it did not reach
-            else: diverged = None
-            zero = {"acc": 0.0, "mean_iou": 0.0}
-            row = {"trial_id": tid, "config_hash": cfg.hash(), "scheme": scheme_name, "method": method, "hparams": hp,
-                   "val": {str(st): ev.scores.get(st, zero) for st in sorted(set(cfg.step_choices))}}
+            val, diverged = _val_trial(ctx, scheme_name, method, hp, cfg.step_choices)
+            row = {"trial_id": tid, "config_hash": cfg.hash(), "scheme": scheme_name, "method": method, "hparams": hp, "val": val}
             if diverged is not None: row["diverged_at_step"] = diverged
         rows.append(row); on_trial(row, new)
         return _trial_score(row)
@@ -690,6 +698,79 @@ def results_table(rows, metric:str="acc"):
             else: row += f"{'-':>16}"
         lines.append(row)
     return head + "\n" + "\n".join(lines)
+
+# %% ../nbs/10_experiments.ipynb #af41525d
+def beyond_value(choices, edge):  # a numeric search grid and its lowest or highest value
+    "One step past an edge of a search grid: the edge times its ratio to its neighbour, to 3 significant digits."
+    cs = sorted(set(choices))
+    if len(cs) < 2 or edge not in (cs[0], cs[-1]): raise ValueError(f"{edge!r} is not at an edge of the choices {cs}")
+    return float(f"{edge * edge / (cs[1] if edge == cs[0] else cs[-2]):.3g}")
+
+def probe_steps(step_choices):
+    "The step counts a probe trial is scored at: the tuned choices, half the fewest and twice the most."
+    return tuple(sorted({max(1, min(step_choices) // 2), *step_choices, 2 * max(step_choices)}))
+
+def beyond_grid_trials(tuned,  # {scheme: {method: tuned values}}, as in `tuned.json`
+                       step_choices):
+    "The trials of `probe_beyond_grid`, [(scheme, method, label, hparams)]: per (scheme, method) the tuned values, then each value at an edge of its choices moved one step beyond it."
+    from soft_grounding.analysis import tuned_at_edges
+    edges = tuned_at_edges(tuned, step_choices)
+    out = []
+    for scheme, by_method in tuned.items():
+        for method, values in by_method.items():
+            hp = {k: v for k, v in values.items() if not k.startswith("val_") and k != "steps"}
+            out.append((scheme, method, "tuned", hp))
+            for s, m, name, v, choices in edges:
+                if (s, m) != (scheme, method) or name == "steps": continue  # steps: every trial is scored at `probe_steps`
+                new = beyond_value(choices, v)
+                if name == "beta": new = min(new, 1.0)  # GEM's temperature lies in (0, 1]
+                if new != v: out.append((scheme, method, f"{name} {new:g}", {**hp, name: new}))
+    return out
+
+def _probe_row(ctx:SweepContext, scheme_name:str, method:str, label:str, hp:dict, steps):
+    "The row of one probe trial (`_val_trial` at `steps`)."
+    t0 = time.time()
+    val, diverged = _val_trial(ctx, scheme_name, method, hp, steps)
+    row = {"probe_id": f"{scheme_name}/{method}/{label}", "config_hash": ctx.config.hash(), "scheme": scheme_name, "method": method,
+           "label": label, "hparams": hp, "val": val, "seconds": round(time.time() - t0, 1)}
+    if diverged is not None: row["diverged_at_step"] = diverged
+    return row
+
+def probe_beyond_grid(out_dir,  # a sweep's output directory (with sweep.json and tuned.json)
+                      schemes=None,  # the schemes to probe (all of the directory's by default)
+                      device="auto", progress:bool=True,
+                      workers:int=None):  # parallel processes (None: `default_workers`); on a CPU the scores do not depend on it
+    "Score the `beyond_grid_trials` of a sweep directory's tuned values under the tuning's protocol at `probe_steps`; rows go to `out_dir/beyond_grid.jsonl` (resumable). Returns the rows in trial order."
+    from tqdm import tqdm
+    out_dir = Path(out_dir)
+    missing = [f for f in ("sweep.json", "tuned.json") if not (out_dir / f).is_file()]
+    if missing: raise ValueError(f"{out_dir} is not a sweep directory with tuned values: it has no {' or '.join(missing)}")
+    stored = json.loads((out_dir / "sweep.json").read_text())
+    config = SweepConfig(**stored["config"])
+    if config.hash() != stored["config_hash"]:
+        raise ValueError(f"{out_dir}/sweep.json hashes to {config.hash()} here, not its {stored['config_hash']}: it was written by another version of soft_grounding")
+    tuned = json.loads((out_dir / "tuned.json").read_text())["tuned"]
+    if schemes is not None:
+        unknown = sorted(set(schemes) - set(tuned))
+        if unknown: raise ValueError(f"no tuned values for scheme(s) {unknown} in {out_dir}; it has {sorted(tuned)}")
+        tuned = {s: tuned[s] for s in schemes}
+    _check_workers(workers)
+    steps, path = probe_steps(config.step_choices), out_dir / "beyond_grid.jsonl"
+    done = {r["probe_id"]: r for r in read_jsonl(path) if r.get("config_hash") == config.hash()}
+    trials = beyond_grid_trials(tuned, config.step_choices)
+    todo = [t for t in trials if done.get("/".join(t[:3]), {}).get("hparams") != t[3]]  # a changed tuned value: probed again
+    ctx = SweepContext(config, device)
+    workers = min(workers or default_workers(ctx.device, config), max(len(todo), 1))
+    bar = tqdm(total=len(todo), desc=f"probing beyond the grid ({workers} worker{'s' if workers > 1 else ''})", disable=not progress)
+    def on_probed(row):
+        append_row(path, row); done[row["probe_id"]] = row
+        bar.set_postfix_str(row["probe_id"]); bar.update()
+    if workers > 1: _run_parallel(ctx, [("probe", *t, steps) for t in todo], workers, {"probed": on_probed})
+    else:
+        with _cpu_threads(ctx.device, 1):
+            for t in todo: on_probed(_probe_row(ctx, *t, steps))
+    bar.close()
+    return [done["/".join(t[:3])] for t in trials]
 
 # %% ../nbs/10_experiments.ipynb #1da1ff2d
 def load_sweep_config(path):  # a JSON file of `SweepConfig` fields
