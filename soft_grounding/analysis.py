@@ -28,12 +28,12 @@ def seed_summary(values):  # one metric value per seed
 # %% ../nbs/11_analysis.ipynb #e4226ea5
 def load_rows(out_dir):  # a sweep's output directory (with sweep.json) or a results file
     "The results rows of a sweep directory (its own configuration's only) or of one results file."
-    from soft_grounding.experiments import read_jsonl, read_results
+    from soft_grounding.experiments import read_json, read_jsonl, read_results
     path = Path(out_dir)
     if path.is_file(): return read_jsonl(path, repair=False)
     if not path.is_dir(): raise ValueError(f"no sweep output at {path}")
     config = path / "sweep.json"
-    config_hash = json.loads(config.read_text())["config_hash"] if config.exists() else None
+    config_hash = read_json(config)["config_hash"] if config.exists() else None
     rows = read_results(path, config_hash)
     if not rows:
         gone = read_results(path, config_hash, kind="diverged")
@@ -66,14 +66,18 @@ def _size_table(table, cell):  # table: {(scheme, method): {size: value}}; cell(
     return "\n".join(out)
 
 def markdown_table(rows, metric:str="acc", digits:int=3):
-    "A markdown table of `metric`: mean ± sd over seeds, methods as rows, sizes as columns, one block per scheme."
-    return _size_table(summary_table(rows, metric), lambda s: f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}")
+    "A markdown table of `metric`: mean ± sd over seeds, methods as rows, sizes as columns, one block per scheme; a cell with fewer seeds than the fullest says how many."
+    table = summary_table(rows, metric)
+    full = max((s["n"] for by in table.values() for s in by.values()), default=0)
+    return _size_table(table, lambda s: f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}" + (f" ({s['n']}/{full} seeds)" if s["n"] < full else ""))
 
 def discrimination(rows, metric:str="acc"):
-    "Does the setting discriminate? {(scheme, method): (gain from the smallest to the largest size, seed spread, gain > spread)}; the spread is the larger sd of the two sizes."
-    out = {}
-    for key, by in summary_table(rows, metric).items():
-        small, large = by[min(by)], by[max(by)]
+    "Does the setting discriminate? {(scheme, method): (gain from the smallest to the largest size, seed spread, gain > spread)}; the spread is the larger sd of the two sizes. A method without results at either size is left out."
+    table, out = summary_table(rows, metric), {}
+    sizes = sorted({n for by in table.values() for n in by})
+    for key, by in table.items():
+        if sizes[0] not in by or sizes[-1] not in by: continue
+        small, large = by[sizes[0]], by[sizes[-1]]
         gain, spread = large["mean"] - small["mean"], max(small["sd"], large["sd"])
         out[key] = (gain, spread, gain > spread)
     return out
@@ -237,12 +241,15 @@ def write_report(out_dir):  # a sweep's output directory
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from soft_grounding.experiments import read_results
+    from soft_grounding.experiments import read_json, read_jsonl, read_results
     out_dir = Path(out_dir)
+    if not out_dir.is_dir(): raise ValueError(f"a report is written from a sweep's output directory; {str(out_dir)!r} is not a directory")
     rows = load_rows(out_dir)
-    gone = read_results(out_dir, rows[0]["config_hash"], kind="diverged")  # runs whose training met NaN or infinite gradients
+    config = read_json(out_dir / "sweep.json") if (out_dir / "sweep.json").exists() else None
+    config_hash = config["config_hash"] if config else None  # as `load_rows` read the rows
+    gone = read_results(out_dir, config_hash, kind="diverged")  # runs whose training met NaN or infinite gradients
     rep = out_dir / "report"; rep.mkdir(parents=True, exist_ok=True)
-    tuned = json.loads((out_dir / "tuned.json").read_text())["tuned"] if (out_dir / "tuned.json").exists() else {}
+    tuned = read_json(out_dir / "tuned.json")["tuned"] if (out_dir / "tuned.json").exists() else {}
     def save(fig, name):
         fig.savefig(rep / name, dpi=90); plt.close(fig); return f"![{name}]({name})"
     sizes = sorted({r["size"] for r in rows}); seeds = sorted({r["seed"] for r in rows})
@@ -262,7 +269,9 @@ def write_report(out_dir):  # a sweep's output directory
     if len(sizes) > 1:
         lines += [f"## Does the setting discriminate? (gain from n={sizes[0]} to n={sizes[-1]} against the larger seed sd)", "",
                   "| scheme | method | gain | spread | discriminates |", "|---|---|---|---|---|"]
-        lines += [f"| {s} | {m} | {g:+.3f} | {sp:.3f} | {'yes' if ok else 'NO'} |" for (s, m), (g, sp, ok) in discrimination(rows).items()]
+        found = discrimination(rows)
+        lines += [f"| {s} | {m} | {g:+.3f} | {sp:.3f} | {'yes' if ok else 'NO'} |" for (s, m), (g, sp, ok) in found.items()]
+        lines += [f"| {s} | {m} | | | no finished run at n={sizes[0]} or n={sizes[-1]} |" for (s, m) in summary_table(rows) if (s, m) not in found]
         lines += [""]
     methods = {r["method"] for r in rows}
     if "onehot_ce" in methods and len(methods) > 1:
@@ -270,6 +279,8 @@ def write_report(out_dir):  # a sweep's output directory
         lines += ["## Paired differences against one-hot CE (95% bootstrap CI over seeds and test examples)", "",
                   f"| scheme | method | size | Δ {score} | 95% CI |", "|---|---|---|---|---|"]
         lines += [f"| {s} | {m} | {n} | {d:+.3f} | [{lo:+.3f}, {hi:+.3f}] |" for (s, m, n), (d, lo, hi) in sorted(diffs.items())]
+        unpaired = sorted({(r["scheme"], r["method"], r["size"]) for r in rows if r["method"] != "onehot_ce"} - set(diffs))
+        if unpaired: lines += ["", "Left out, with no seed in common with one-hot CE: " + ", ".join(f"{s}/{m} n={n}" for s, m, n in unpaired) + "."]
         lines += ["", save(plot_differences(diffs, ylabel=f"Δ {score} (95% CI)"), "differences.png"), ""]
     lines += ["## Loc entropy (teacher forced, mean over test loc positions)", "", markdown_table(rows, "loc_entropy", 2), "",
               save(plot_entropy(rows), "entropy.png"), "",
@@ -290,17 +301,15 @@ def write_report(out_dir):  # a sweep's output directory
         lines += ["## Best-of-N under sampling (Acc@0.5 of the best sample)", "", markdown_table([r for r in rows if "best_of_acc" in r["metrics"]], "best_of_acc"), ""]
     if tuned:
         lines += ["## Tuned hyperparameters (validation pool)", "", "```json", json.dumps(tuned, indent=1), "```", ""]
-        config = out_dir / "sweep.json"
-        edges = tuned_at_edges(tuned, json.loads(config.read_text())["config"]["step_choices"]) if config.exists() else []
+        edges = tuned_at_edges(tuned, config["config"]["step_choices"]) if config else []
         if edges:
             by_pair = {}
             for s, m, name, v, cs in edges:
                 by_pair.setdefault((s, m), []).append(f"{name} {v:g} ({'lowest' if v == cs[0] else 'highest'} of {', '.join(f'{c:g}' for c in cs)})")
             lines += ["Tuned values at an edge of their search choices (the best value may lie beyond them):", "",
                       "| scheme | method | at an edge |", "|---|---|---|"] + [f"| {s} | {m} | {'; '.join(v)} |" for (s, m), v in by_pair.items()] + [""]
-        if (out_dir / "beyond_grid.jsonl").exists():
-            from soft_grounding.experiments import read_jsonl
-            probed = {r["probe_id"]: r for r in read_jsonl(out_dir / "beyond_grid.jsonl", repair=False) if r.get("config_hash") == rows[0]["config_hash"]}
+        if config and (out_dir / "beyond_grid.jsonl").exists():
+            probed = {r["probe_id"]: r for r in read_jsonl(out_dir / "beyond_grid.jsonl", repair=False) if r.get("config_hash") == config_hash}
             if probed:
                 lines += ["## Beyond the tuning grid (validation pool)", "",
                           "Each tuned value at an edge of its choices moved one step beyond it, under the tuning's protocol "

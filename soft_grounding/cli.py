@@ -91,9 +91,9 @@ def probe(out:str="runs/default",  # a sweep's output directory (with sweep.json
     "Score the tuned values at an edge of their choices one step beyond it, as tuning does (validation pool)."
     from pathlib import Path
     from soft_grounding.analysis import beyond_grid_table
-    from soft_grounding.experiments import probe_beyond_grid
+    from soft_grounding.experiments import probe_beyond_grid, read_json
     rows = probe_beyond_grid(out, schemes.split(",") if schemes else None, device=device, workers=workers)
-    print(beyond_grid_table(rows, json.loads((Path(out) / "tuned.json").read_text())["tuned"]))
+    print(beyond_grid_table(rows, read_json(Path(out) / "tuned.json")["tuned"]))
 
 # %% ../nbs/12_cli.ipynb #06741f1e
 @subcommand

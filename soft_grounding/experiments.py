@@ -34,11 +34,11 @@ from .models import DEFAULT_SCHEMES, load_base_model, load_default_model, palige
 
 # %% auto #0
 __all__ = ['LR_CHOICES', 'METHODS', 'THESIS_METHODS', 'FAMILIES', 'PRESETS', 'Method', 'check_methods', 'SweepConfig',
-           'run_steps', 'run_id', 'grid', 'parse_shard', 'shard_runs', 'results_file', 'read_jsonl', 'read_results',
-           'append_row', 'SweepContext', 'fine_tune', 'unpack_bits', 'entropy_histogram', 'evaluate_task', 'run_one',
-           'default_workers', 'coordinate_search', 'tune', 'committed_tuned_path', 'get_tuned', 'run_sweep',
-           'results_table', 'beyond_value', 'probe_steps', 'beyond_grid_trials', 'probe_beyond_grid',
-           'load_sweep_config', 'run_experiment', 'tune_preset', 'base_model_card']
+           'run_steps', 'run_id', 'grid', 'parse_shard', 'shard_runs', 'results_file', 'read_jsonl', 'read_json',
+           'read_results', 'append_row', 'SweepContext', 'fine_tune', 'unpack_bits', 'entropy_histogram',
+           'evaluate_task', 'run_one', 'default_workers', 'coordinate_search', 'tune', 'committed_tuned_path',
+           'get_tuned', 'run_sweep', 'results_table', 'beyond_value', 'probe_steps', 'beyond_grid_trials',
+           'probe_beyond_grid', 'load_sweep_config', 'run_experiment', 'tune_preset', 'base_model_card']
 
 # %% ../nbs/10_experiments.ipynb #738ab7c3
 LR_CHOICES = (3e-4, 1e-3, 3e-3)  # fine-tuning learning rates every method may draw
@@ -200,6 +200,12 @@ def read_jsonl(path, repair:bool=True):  # repair: set bad lines aside (only for
         path.write_text("".join(good_lines))
         warnings.warn(f"{path}: set aside {len(bad)} incomplete line(s) (line {bad[0][0]}...) in {path}.broken; kept {len(rows)} complete rows")
     return rows
+
+def read_json(path):
+    "A JSON file's content; a `ValueError` names a file that is empty or not valid JSON."
+    path = Path(path)
+    try: return json.loads(path.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"{path} is not valid JSON ({e}): it may have been cut off; repair or remove it") from None
 
 def read_results(out_dir, config_hash=None,
                  own=None,  # the results file this process writes: the only one it repairs (other shards may be mid-write)
@@ -421,7 +427,7 @@ def _check_workers(workers):
     return workers
 
 def _sweep_worker(config_fields, device, model_dirs, jobs, results, parent):
-    "A worker process: runs jobs from `jobs` on one thread until it gets None; ('run', scheme, method, size, seed, hparams) or ('tune', scheme, method, stored trials)."
+    "A worker process: runs jobs from `jobs` on one thread until it gets None; ('run', scheme, method, size, seed, hparams), ('tune', scheme, method, stored trials) or ('probe', scheme, method, label, hparams, steps)."
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
     torch.set_num_threads(1)
@@ -604,7 +610,7 @@ def _check_config(out_dir:Path, config:SweepConfig):
     path = out_dir / "sweep.json"
     mine = json.loads(json.dumps(asdict(config)))
     if path.exists():
-        old = json.loads(path.read_text())["config"]
+        old = read_json(path)["config"]
         diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
         if diff: raise ValueError(f"{out_dir} holds results of another sweep configuration (differs in {diff}); "
                                   f"use a new output directory, or rerun with the same settings to resume")
@@ -616,13 +622,18 @@ def get_tuned(ctx:SweepContext, out_dir:Path, do_tune:bool=False, progress:bool=
     "The tuned hyperparameters {scheme: {method: {lr, steps, ...}}}: the directory's, fresh tuning, or the committed ones."
     cfg = ctx.config
     if do_tune:
-        if (out_dir / "tuned.json").exists() and json.loads((out_dir / "tuned.json").read_text()).get("source"):
+        if (out_dir / "tuned.json").exists() and read_json(out_dir / "tuned.json").get("source"):
             raise ValueError(f"{out_dir} already ran with the committed tuned values; tuning now would mix hyperparameters "
                              f"in one results file: tune into a new output directory")
         return tune(ctx, out_dir, progress, workers)["tuned"]
-    if (out_dir / "tuned.json").exists(): return json.loads((out_dir / "tuned.json").read_text())["tuned"]
+    if (out_dir / "tuned.json").exists():
+        tuned = read_json(out_dir / "tuned.json")["tuned"]
+        missing = [f"{s}/{m}" for s in cfg.names() for m in cfg.methods if m not in tuned.get(s, {})]
+        if missing: raise ValueError(f"{out_dir / 'tuned.json'} has no tuned values for {missing}: copy in the complete tuned.json "
+                                     f"of the tuning, or rerun with --tune in a new output directory")
+        return tuned
     committed = committed_tuned_path(cfg.task)
-    tuned = json.loads(committed.read_text())["tuned"] if committed.exists() else {}
+    tuned = read_json(committed)["tuned"] if committed.exists() else {}
     missing = [f"{s}/{m}" for s in cfg.names() for m in cfg.methods if m not in tuned.get(s, {})]
     if cfg.model is not None or cfg.data is not None: missing = missing or ["(a real model or dataset)"]
     if missing: raise ValueError(f"no committed tuned values for {missing} (in {committed}); rerun with --tune to tune them on the validation pool")
@@ -677,7 +688,8 @@ def run_sweep(config:SweepConfig, out_dir, shard=None, tune:bool=False, device="
         warnings.warn(f"{len(gone)} run(s) diverged (NaN or infinite gradients) and have no results row: "
                       + "; ".join(f"{r['run_id']} at step {r['diverged_at_step']} with {r['hparams']}" for r in gone[:5])
                       + (f"; and {len(gone) - 5} more" if len(gone) > 5 else "")
-                      + f". Their records are in {dpath.name}; a rerun skips them (delete a record's line to retry that run).",
+                      + f". Their records are in {', '.join(sorted(p.name for p in out_dir.glob('diverged*.jsonl')))} in {out_dir}; "
+                      f"a rerun skips them (delete a record's line to retry that run).",
                       stacklevel=2)
     return rows
 
@@ -745,11 +757,11 @@ def probe_beyond_grid(out_dir,  # a sweep's output directory (with sweep.json an
     out_dir = Path(out_dir)
     missing = [f for f in ("sweep.json", "tuned.json") if not (out_dir / f).is_file()]
     if missing: raise ValueError(f"{out_dir} is not a sweep directory with tuned values: it has no {' or '.join(missing)}")
-    stored = json.loads((out_dir / "sweep.json").read_text())
+    stored = read_json(out_dir / "sweep.json")
     config = SweepConfig(**stored["config"])
     if config.hash() != stored["config_hash"]:
         raise ValueError(f"{out_dir}/sweep.json hashes to {config.hash()} here, not its {stored['config_hash']}: it was written by another version of soft_grounding")
-    tuned = json.loads((out_dir / "tuned.json").read_text())["tuned"]
+    tuned = read_json(out_dir / "tuned.json")["tuned"]
     if schemes is not None:
         unknown = sorted(set(schemes) - set(tuned))
         if unknown: raise ValueError(f"no tuned values for scheme(s) {unknown} in {out_dir}; it has {sorted(tuned)}")

@@ -109,7 +109,7 @@ def decoder_input_ids_from_labels(labels,  # LongTensor [B, T], -100 where ignor
     return shifted.masked_fill(shifted == -100, pad)
 
 class NonFiniteError(FloatingPointError):
-    "Training stopped before applying NaN or infinite gradients; `step` is the step that had them."
+    "Training stopped before applying NaN or infinite gradients, or after a last step whose weights give a non-finite loss; `step` is that step."
     step: int = None
 
 def _float_tensors(x):
@@ -139,7 +139,7 @@ def locate_nonfinite(trainer, model, inputs):
     return f"replaying the step's last batch, the forward pass is finite (loss {loss.item():.4g}) and the non-finite gradients start at {start} ({len(bad)} modules in all)"
 
 class NonFiniteGuard(TrainerCallback):
-    "Stop with a `NonFiniteError` before the optimiser step whose gradients are NaN or infinite: the weights stay finite and the checkpoints so far are kept."
+    "Stop with a `NonFiniteError` before the optimiser step whose gradients are NaN or infinite (the weights stay finite and the checkpoints so far are kept), or after the last step if its weights give a non-finite loss."
     def __init__(self, trainer=None): self.trainer = trainer  # a `GroundingTrainer`: its last loss goes into the message
     def on_pre_optimizer_step(self, args, state, control, model=None, lr_scheduler=None, **kwargs):
         grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -157,9 +157,31 @@ class NonFiniteGuard(TrainerCallback):
         error = NonFiniteError(
             f"step {state.global_step + 1}: the gradient norm is {norm.item()} (loss of the step's last batch: "
             f"{loss}) in {'bf16 autocast' if args.bf16 else 'fp32'} at learning rate {lr:.3g}{where}; "
-            f"the weights were not updated and {kept}. " + ("Rerun with precision='fp32' (a rerun resumes from the last checkpoint) "
-            "or, in a new output directory, with a lower learning rate" if args.bf16 else "Rerun in a new output directory with a lower learning rate"))
+            f"the weights were not updated and {kept}. " + self._advice(args))
         error.step = state.global_step + 1
+        raise error
+
+    def _advice(self, args):
+        if args.bf16: return "Rerun with precision='fp32' (a rerun resumes from the last checkpoint) or, in a new output directory, with a lower learning rate"
+        return "Rerun in a new output directory with a lower learning rate"
+
+    def on_train_end(self, args, state, control, model=None, lr_scheduler=None, **kwargs):
+        "The last step's update is checked too: its gradients were finite, but the weights it made must give a finite loss on its batch."
+        replay = getattr(self.trainer, "last_inputs", None)
+        if replay is None or model is None or state.global_step == 0: return
+        was = model.training
+        model.eval()  # no dropout: the check draws no random numbers
+        try:
+            with torch.no_grad(), self.trainer.accelerator.autocast(): loss = self.trainer.compute_loss(model, dict(replay))
+        finally: model.train(was)
+        if torch.isfinite(loss): return
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+        where = "" if distributed else f"; {locate_nonfinite(self.trainer, model, replay)}"
+        lr = lr_scheduler.get_last_lr()[0] if lr_scheduler is not None else args.learning_rate
+        error = NonFiniteError(
+            f"step {state.global_step}, the last: its gradients were finite, but the weights it made give a loss of {loss.item()} "
+            f"on its last batch in {'bf16 autocast' if args.bf16 else 'fp32'} at learning rate {lr:.3g}{where}. " + self._advice(args))
+        error.step = state.global_step
         raise error
 
 class GroundingTrainer(Trainer):
