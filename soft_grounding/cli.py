@@ -49,7 +49,8 @@ def experiment(out:str="runs/default",  # output directory for results, the repo
                seeds:int=None,  # number of seeds instead of the preset's
                task:str=None,  # "ground": grounded captioning instead of the preset's refer
                device:str="auto",  # auto, cpu, cuda, ...
-               workers:int=None):  # parallel processes (default: one per CPU core, at most 8; one on a GPU); on a CPU the results do not depend on it
+               workers:int=None,  # parallel processes (default: one per CPU core, at most 8; one on a GPU); on a CPU the results do not depend on it
+               precision:str="auto"):  # of fine-tuning: auto (bf16 on a GPU that has it, else fp32), bf16 or fp32 (a rerun may change it; rows record it)
     "Run the thesis experiment on the embedded default (the main job)."
     from soft_grounding.experiments import check_methods, run_experiment
     overrides = {}
@@ -58,7 +59,7 @@ def experiment(out:str="runs/default",  # output directory for results, the repo
         if seeds < 1: raise ValueError(f"--seeds is a number of seeds and must be at least 1, got {seeds}")
         overrides["seeds"] = tuple(range(seeds))
     if task is not None: overrides["task"] = task
-    run_experiment(out, preset=preset, tune=tune, shard=shard, device=device, workers=workers, **overrides)
+    run_experiment(out, preset=preset, tune=tune, shard=shard, device=device, workers=workers, precision=precision, **overrides)
 
 # %% ../nbs/12_cli.ipynb #e97413cb
 @subcommand

@@ -236,8 +236,12 @@ def _families():
             "florence2": (models.load_florence2, models.Florence2ProcessorCollator, FLORENCE2)}
 class SweepContext:
     "Shared state of a sweep: base models, collators and evaluation examples."
-    def __init__(self, config:SweepConfig, device="auto", model_dirs=None):  # model_dirs: scheme -> directory (default: shipped)
+    def __init__(self, config:SweepConfig, device="auto", model_dirs=None,  # model_dirs: scheme -> directory (default: shipped)
+                 precision:str="auto"):  # of fine-tuning: "auto" (bf16 autocast on a GPU that has it, else fp32), "bf16" or "fp32"
+        from soft_grounding.training import pick_precision
+        check_choice(precision, ("auto", "bf16", "fp32"), "precision")
         self.config, self.device, self.model_dirs = config, default_device(device), model_dirs
+        self.precision = pick_precision(self.device) if precision == "auto" else precision
         self.world = SyntheticWorld(config.world_seed)
         self.bases, self.family = {}, "default"
         if config.model is None:
@@ -314,7 +318,7 @@ def fine_tune(ctx:SweepContext, scheme_name:str, method:str, hparams:dict, items
         lora["lora_targets"] = LORA_TARGETS[ctx.family]
     config = TrainingConfig(max_steps=max_steps, batch_size=ctx.config.batch_size, lr=hparams["lr"],
                             warmup_steps=ctx.config.warmup_steps, scheduler="constant_with_warmup", seed=seed,
-                            save_steps=-1, logging_steps=max_steps, device=str(ctx.device), progress=False, **lora)
+                            save_steps=-1, logging_steps=max_steps, device=str(ctx.device), precision=ctx.precision, progress=False, **lora)
     with tempfile.TemporaryDirectory() as d, contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         trainer = train(model, items, collator, loss, config, d, callbacks=list(callbacks))
     logs = [h for h in trainer.state.log_history if "loss" in h]
@@ -376,7 +380,7 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
             "method": method, "size": size, "seed": seed, "hparams": hparams, "steps": steps, "metrics": {**summary, **train_logs},
             "correct": _bits(hits), "entropy_hist": entropy_histogram(ent, scheme.n_loc),
             "timing": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)}, "versions": v,
-            "git_commit": v.get("git_commit"), "device": str(ctx.device), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            "git_commit": v.get("git_commit"), "device": str(ctx.device), "precision": ctx.precision, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 def _attempt(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, hparams:dict):
     "One run of a sweep: ('row', its results row), or ('diverged', a record of where it stopped) when its training meets NaN or infinite gradients."
@@ -386,7 +390,8 @@ def _attempt(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, 
         return "diverged", {"run_id": run_id(scheme_name, method, size, seed), "config_hash": ctx.config.hash(), "task": ctx.config.task,
                             "scheme": scheme_name, "method": method, "size": size, "seed": seed, "hparams": hparams,
                             "steps": run_steps(ctx.config, hparams["steps"], size), "diverged_at_step": e.step, "error": str(e),
-                            "git_commit": versions().get("git_commit"), "device": str(ctx.device), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                            "git_commit": versions().get("git_commit"), "device": str(ctx.device), "precision": ctx.precision,
+                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 # %% ../nbs/10_experiments.ipynb #ecda7f7d
 def _cgroup_cpus(root="/sys/fs/cgroup"):
@@ -426,7 +431,7 @@ def _check_workers(workers):
     if workers is not None and (not isinstance(workers, int) or workers < 1): raise ValueError(f"workers must be at least 1, got {workers!r}")
     return workers
 
-def _sweep_worker(config_fields, device, model_dirs, jobs, results, parent):
+def _sweep_worker(config_fields, device, model_dirs, precision, jobs, results, parent):
     "A worker process: runs jobs from `jobs` on one thread until it gets None; ('run', scheme, method, size, seed, hparams), ('tune', scheme, method, stored trials) or ('probe', scheme, method, label, hparams, steps)."
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
@@ -436,7 +441,7 @@ def _sweep_worker(config_fields, device, model_dirs, jobs, results, parent):
         results.put(message)
     job = None
     try:
-        with contextlib.redirect_stderr(io.StringIO()): ctx = SweepContext(SweepConfig(**config_fields), device, model_dirs)
+        with contextlib.redirect_stderr(io.StringIO()): ctx = SweepContext(SweepConfig(**config_fields), device, model_dirs, precision)
         send(("ready", ctx.config.hash()))
         while True:
             try: job = jobs.get(timeout=1)
@@ -473,7 +478,7 @@ def _run_parallel(ctx:SweepContext, jobs, workers:int, handlers:dict):
     try:
         for _ in range(workers):
             procs.append(mp.Process(target=experiments._sweep_worker, daemon=True,
-                                    args=(fields, str(ctx.device), ctx.model_dirs, job_q, res_q, os.getpid())))
+                                    args=(fields, str(ctx.device), ctx.model_dirs, ctx.precision, job_q, res_q, os.getpid())))
             procs[-1].start()
         left = len(jobs)
         while left:
@@ -642,7 +647,8 @@ def get_tuned(ctx:SweepContext, out_dir:Path, do_tune:bool=False, progress:bool=
     return picked
 
 def run_sweep(config:SweepConfig, out_dir, shard=None, tune:bool=False, device="auto", progress:bool=True, model_dirs=None,
-              workers:int=None):  # parallel processes (None: `default_workers`); on a CPU the results do not depend on it
+              workers:int=None,  # parallel processes (None: `default_workers`); on a CPU the results do not depend on it
+              precision:str="auto"):  # "auto" (bf16 autocast on a GPU that has it, else fp32), "bf16" or "fp32"; each row records it
     "Run (one shard of) a sweep into `out_dir`; resumes from the rows already there. Returns the rows of this configuration."
     from tqdm import tqdm
     out_dir = Path(out_dir)
@@ -650,7 +656,7 @@ def run_sweep(config:SweepConfig, out_dir, shard=None, tune:bool=False, device="
     parse_shard(shard)
     _check_workers(workers)
     _check_config(out_dir, config)
-    ctx = SweepContext(config, device, model_dirs)
+    ctx = SweepContext(config, device, model_dirs, precision)
     workers = workers or default_workers(ctx.device, config)
     tuned = get_tuned(ctx, out_dir, tune, progress, workers)
     path, dpath = results_file(out_dir, shard), results_file(out_dir, shard, "diverged")
@@ -689,7 +695,9 @@ def run_sweep(config:SweepConfig, out_dir, shard=None, tune:bool=False, device="
                       + "; ".join(f"{r['run_id']} at step {r['diverged_at_step']} with {r['hparams']}" for r in gone[:5])
                       + (f"; and {len(gone) - 5} more" if len(gone) > 5 else "")
                       + f". Their records are in {', '.join(sorted(p.name for p in out_dir.glob('diverged*.jsonl')))} in {out_dir}; "
-                      f"a rerun skips them (delete a record's line to retry that run).",
+                      f"a rerun skips them (delete a record's line to retry that run"
+                      + ("; bf16 runs may not diverge in fp32: precision='fp32', or --precision fp32" if any(r.get("precision") == "bf16" for r in gone) else "")
+                      + ").",
                       stacklevel=2)
     return rows
 
@@ -804,6 +812,7 @@ def run_experiment(out_dir="runs/default",  # directory for results, plots and t
                    progress:bool=True, report:bool=True,
                    config=None,  # a JSON sweep config file (e.g. a real checkpoint and RefCOCO); replaces the preset
                    workers:int=None,  # parallel processes (None: `default_workers`); on a CPU the results do not depend on it
+                   precision:str="auto",  # of fine-tuning: "auto" (bf16 autocast on a GPU that has it, else fp32), "bf16" or "fp32"
                    **overrides):  # overrides: `SweepConfig` fields
     "The thesis experiment: a preset sweep, its results table and its report; returns the output directory."
     from soft_grounding.models import base_model_dir
@@ -823,7 +832,7 @@ def run_experiment(out_dir="runs/default",  # directory for results, plots and t
         config = SweepConfig(**{**fields, "schemes": tuple(schemes)})
     out_dir = Path(out_dir)
     start = time.time()
-    run_sweep(config, out_dir, shard=shard, tune=tune, device=device, progress=progress, workers=workers)
+    run_sweep(config, out_dir, shard=shard, tune=tune, device=device, progress=progress, workers=workers, precision=precision)
     print(f"sweep time: {time.time() - start:.0f} s")
     if report:
         from soft_grounding.analysis import write_report
