@@ -110,7 +110,9 @@ def beyond_grid_table(rows,  # rows of `beyond_grid.jsonl` (`probe_beyond_grid` 
     base = {(r["scheme"], r["method"]): r["val"].get(str(tuned.get(r["scheme"], {}).get(r["method"], {}).get("steps")), {}).get("acc")
             for r in rows if r["label"] == "tuned"}
     out = ["| scheme | method | trial | " + " | ".join(f"{s} steps" for s in steps) + " | best - tuned choice |", "|---|---|---|" + "---|" * (len(steps) + 1)]
-    for r in rows:
+    from soft_grounding.experiments import METHODS
+    order = {m: k for k, m in enumerate(METHODS)}
+    for r in sorted(rows, key=lambda r: (r["scheme"], order.get(r["method"], len(order)), r["method"], r["label"] != "tuned")):  # trials in the order run
         accs = {int(s): v["acc"] for s, v in r["val"].items()}
         b = base.get((r["scheme"], r["method"]))
         note = f" (diverged at step {r['diverged_at_step']})" if "diverged_at_step" in r else ""
