@@ -308,7 +308,8 @@ def write_report(out_dir):  # a sweep's output directory
             by_pair = {}
             for s, m, name, v, cs in edges:
                 by_pair.setdefault((s, m), []).append(f"{name} {v:g} ({'lowest' if v == cs[0] else 'highest'} of {', '.join(f'{c:g}' for c in cs)})")
-            lines += ["Tuned values at an edge of their search choices (the best value may lie beyond them):", "",
+            lines += ["Tuned values at an edge of their search choices (the best value may lie beyond them; `soft-grounding probe "
+                      f"--out {out_dir}` scores one step past each, and the next report shows it):", "",
                       "| scheme | method | at an edge |", "|---|---|---|"] + [f"| {s} | {m} | {'; '.join(v)} |" for (s, m), v in by_pair.items()] + [""]
         if config and (out_dir / "beyond_grid.jsonl").exists():
             probed = {r["probe_id"]: r for r in read_jsonl(out_dir / "beyond_grid.jsonl", repair=False) if r.get("config_hash") == config_hash}

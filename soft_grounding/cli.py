@@ -88,12 +88,13 @@ def tune(out:str="runs/tune",  # output directory for the trials (rerun to resum
 def probe(out:str="runs/default",  # a sweep's output directory (with sweep.json and tuned.json)
           schemes:str=None,  # comma-separated schemes (e.g. A or A,B); all of the directory's by default
           device:str="auto",  # auto, cpu, cuda, ...
-          workers:int=None):  # parallel processes (default: one per CPU core, at most 8; one on a GPU)
+          workers:int=None,  # parallel processes (default: one per CPU core, at most 8; one on a GPU)
+          precision:str="auto"):  # as the sweep ran: auto (bf16 on a GPU that has it, else fp32), bf16 or fp32
     "Score the tuned values at an edge of their choices one step beyond it, as tuning does (validation pool)."
     from pathlib import Path
     from soft_grounding.analysis import beyond_grid_table
     from soft_grounding.experiments import probe_beyond_grid, read_json
-    rows = probe_beyond_grid(out, schemes.split(",") if schemes else None, device=device, workers=workers)
+    rows = probe_beyond_grid(out, schemes.split(",") if schemes else None, device=device, workers=workers, precision=precision)
     print(beyond_grid_table(rows, read_json(Path(out) / "tuned.json")["tuned"]))
 
 # %% ../nbs/12_cli.ipynb #06741f1e

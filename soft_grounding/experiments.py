@@ -759,7 +759,8 @@ def _probe_row(ctx:SweepContext, scheme_name:str, method:str, label:str, hp:dict
 def probe_beyond_grid(out_dir,  # a sweep's output directory (with sweep.json and tuned.json)
                       schemes=None,  # the schemes to probe (all of the directory's by default)
                       device="auto", progress:bool=True,
-                      workers:int=None):  # parallel processes (None: `default_workers`); on a CPU the scores do not depend on it
+                      workers:int=None,  # parallel processes (None: `default_workers`); on a CPU the scores do not depend on it
+                      precision:str="auto"):  # as the sweep's tuning ran: "auto", "bf16" or "fp32"
     "Score the `beyond_grid_trials` of a sweep directory's tuned values under the tuning's protocol at `probe_steps`; rows go to `out_dir/beyond_grid.jsonl` (resumable). Returns the rows in trial order."
     from tqdm import tqdm
     out_dir = Path(out_dir)
@@ -779,7 +780,7 @@ def probe_beyond_grid(out_dir,  # a sweep's output directory (with sweep.json an
     done = {r["probe_id"]: r for r in read_jsonl(path) if r.get("config_hash") == config.hash()}
     trials = beyond_grid_trials(tuned, config.step_choices)
     todo = [t for t in trials if done.get("/".join(t[:3]), {}).get("hparams") != t[3]]  # a changed tuned value: probed again
-    ctx = SweepContext(config, device)
+    ctx = SweepContext(config, device, precision=precision)
     workers = min(workers or default_workers(ctx.device, config), max(len(todo), 1))
     bar = tqdm(total=len(todo), desc=f"probing beyond the grid ({workers} worker{'s' if workers > 1 else ''})", disable=not progress)
     def on_probed(row):

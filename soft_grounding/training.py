@@ -169,11 +169,12 @@ class NonFiniteGuard(TrainerCallback):
         "The last step's update is checked too: its gradients were finite, but the weights it made must give a finite loss on its batch."
         replay = getattr(self.trainer, "last_inputs", None)
         if replay is None or model is None or state.global_step == 0: return
-        was = model.training
+        was, kept = model.training, (self.trainer._stats, self.trainer.last_loss)
         model.eval()  # no dropout: the check draws no random numbers
+        self.trainer._stats = {}
         try:
             with torch.no_grad(), self.trainer.accelerator.autocast(): loss = self.trainer.compute_loss(model, dict(replay))
-        finally: model.train(was)
+        finally: model.train(was); self.trainer._stats, self.trainer.last_loss = kept  # the check logs nothing
         if torch.isfinite(loss): return
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
         where = "" if distributed else f"; {locate_nonfinite(self.trainer, model, replay)}"
