@@ -76,11 +76,12 @@ def tune(out:str="runs/tune",  # output directory for the trials (rerun to resum
          task:str=None,  # "ground" to tune grounded captioning
          commit:bool=False,  # merge the result into the committed values
          device:str="auto",  # auto, cpu, cuda, ...
-         workers:int=None):  # parallel processes, each searching one (scheme, method) (default: one per CPU core, at most 8; one on a GPU)
+         workers:int=None,  # parallel processes, each searching one (scheme, method) (default: one per CPU core, at most 8; one on a GPU)
+         precision:str="auto"):  # of the trials: auto (bf16 on a GPU that has it, else fp32), bf16 or fp32
     "Tune a preset's methods on the validation pool (and commit the chosen values)."
     from soft_grounding.experiments import tune_preset
     overrides = {"task": task} if task else {}
-    tuned = tune_preset(out, preset, schemes.split(",") if schemes else None, commit=commit, device=device, workers=workers, **overrides)
+    tuned = tune_preset(out, preset, schemes.split(",") if schemes else None, commit=commit, device=device, workers=workers, precision=precision, **overrides)
     print(json.dumps(tuned, indent=1))
 
 # %% ../nbs/12_cli.ipynb #35409ae2

@@ -846,6 +846,7 @@ def tune_preset(out_dir,  # directory for tuning.jsonl and tuned.json (resumable
                 commit:bool=False,  # merge the result into `committed_tuned_path(task)`
                 device:str="auto", progress:bool=True,
                 workers:int=None,  # parallel processes (None: `default_workers`)
+                precision:str="auto",  # of the trials: "auto" (bf16 autocast on a GPU that has it, else fp32), "bf16" or "fp32"
                 **overrides):
     "Tune a preset's methods on the validation pool; returns the tuned values {scheme: {method: ...}}."
     check_choice(preset, tuple(PRESETS), "preset")
@@ -853,7 +854,8 @@ def tune_preset(out_dir,  # directory for tuning.jsonl and tuned.json (resumable
     if schemes is not None: fields["schemes"] = tuple(schemes)
     config = SweepConfig(**fields)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    record = tune(SweepContext(config, device), out_dir, progress, workers)
+    ctx = SweepContext(config, device, precision=precision)
+    record = tune(ctx, out_dir, progress, workers)
     if commit:
         path = committed_tuned_path(config.task)
         old = json.loads(path.read_text()) if path.exists() else {"tuned": {}, "provenance": {}}
@@ -861,7 +863,7 @@ def tune_preset(out_dir,  # directory for tuning.jsonl and tuned.json (resumable
             old["tuned"].setdefault(scheme, {}).update(by_method)
             old["provenance"][scheme] = {"tuning": record["tuning"], "preset": preset, "methods": list(config.methods),
                                          "base_model": json.loads((base_model_card(scheme)).read_text()).get("command"),
-                                         **{k: versions()[k] for k in ("git_commit", "torch", "transformers")}}
+                                         "precision": ctx.precision, **{k: versions()[k] for k in ("git_commit", "torch", "transformers")}}
         path.write_text(json.dumps(old, indent=2) + "\n")
         if progress: print(f"wrote {path}")
     return record["tuned"]
