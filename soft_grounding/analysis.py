@@ -312,12 +312,17 @@ def write_report(out_dir):  # a sweep's output directory
                       f"--out {out_dir}` scores one step past each, and the next report shows it):", "",
                       "| scheme | method | at an edge |", "|---|---|---|"] + [f"| {s} | {m} | {'; '.join(v)} |" for (s, m), v in by_pair.items()] + [""]
         if config and (out_dir / "beyond_grid.jsonl").exists():
+            from soft_grounding.experiments import beyond_grid_trials
+            trials = {"/".join(t[:3]): t[3] for t in beyond_grid_trials(tuned, config["config"]["step_choices"])}
             probed = {r["probe_id"]: r for r in read_jsonl(out_dir / "beyond_grid.jsonl", repair=False) if r.get("config_hash") == config_hash}
+            probed = {k: r for k, r in probed.items() if trials.get(k) == r["hparams"]}  # the current tuned values' trials only
             if probed:
                 lines += ["## Beyond the tuning grid (validation pool)", "",
                           "Each tuned value at an edge of its choices moved one step beyond it, under the tuning's protocol "
                           "(`soft-grounding probe`); every trial scored at more step counts than the tuning's. The last column "
                           "is a trial's best score minus the tuned choice's.", "", beyond_grid_table(list(probed.values()), tuned), ""]
+                if len(probed) < len(trials): lines += [f"{len(trials) - len(probed)} trial(s) of the current tuned values are not probed: "
+                                                        f"rerun `soft-grounding probe --out {out_dir}`.", ""]
         for scheme, by_method in tuned.items():
             if any(m in by_method for m in ("dip_ce", "dip_gem", "smooth_ce", "gaussian_ce")):
                 lines += [save(plot_labels(by_method, scheme), f"labels-{scheme}.png"), ""]

@@ -593,7 +593,7 @@ def tune(ctx:SweepContext, out_dir, progress:bool=True,
         with _cpu_threads(ctx.device, 1):
             for s, m in pairs: on_tuned(s, m, *_tune_pair(ctx, s, m, done, on_trial))
     bar.close()
-    record = {"config_hash": cfg.hash(), "tuning": {"search": "coordinate",
+    record = {"config_hash": cfg.hash(), "tuning": {"search": "coordinate", "precision": ctx.precision,
                                                     **{k: getattr(cfg, k) for k in ("tune_size", "n_trials", "n_val", "step_choices", "tune_seed")}},
               "tuned": {s: {m: entries[s, m] for m in cfg.methods} for s in cfg.names()}}
     (out_dir / "tuned.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -752,7 +752,7 @@ def _probe_row(ctx:SweepContext, scheme_name:str, method:str, label:str, hp:dict
     t0 = time.time()
     val, diverged = _val_trial(ctx, scheme_name, method, hp, steps)
     row = {"probe_id": f"{scheme_name}/{method}/{label}", "config_hash": ctx.config.hash(), "scheme": scheme_name, "method": method,
-           "label": label, "hparams": hp, "val": val, "seconds": round(time.time() - t0, 1)}
+           "label": label, "hparams": hp, "val": val, "precision": ctx.precision, "device": str(ctx.device), "seconds": round(time.time() - t0, 1)}
     if diverged is not None: row["diverged_at_step"] = diverged
     return row
 
@@ -760,7 +760,7 @@ def probe_beyond_grid(out_dir,  # a sweep's output directory (with sweep.json an
                       schemes=None,  # the schemes to probe (all of the directory's by default)
                       device="auto", progress:bool=True,
                       workers:int=None,  # parallel processes (None: `default_workers`); on a CPU the scores do not depend on it
-                      precision:str="auto"):  # as the sweep's tuning ran: "auto", "bf16" or "fp32"
+                      precision:str=None):  # "auto", "bf16" or "fp32"; None: the tuning's, as `tuned.json` records it (else "auto")
     "Score the `beyond_grid_trials` of a sweep directory's tuned values under the tuning's protocol at `probe_steps`; rows go to `out_dir/beyond_grid.jsonl` (resumable). Returns the rows in trial order."
     from tqdm import tqdm
     out_dir = Path(out_dir)
@@ -770,7 +770,9 @@ def probe_beyond_grid(out_dir,  # a sweep's output directory (with sweep.json an
     config = SweepConfig(**stored["config"])
     if config.hash() != stored["config_hash"]:
         raise ValueError(f"{out_dir}/sweep.json hashes to {config.hash()} here, not its {stored['config_hash']}: it was written by another version of soft_grounding")
-    tuned = read_json(out_dir / "tuned.json")["tuned"]
+    tuned_record = read_json(out_dir / "tuned.json")
+    tuned = tuned_record["tuned"]
+    precision = precision or tuned_record.get("tuning", {}).get("precision") or "auto"
     if schemes is not None:
         unknown = sorted(set(schemes) - set(tuned))
         if unknown: raise ValueError(f"no tuned values for scheme(s) {unknown} in {out_dir}; it has {sorted(tuned)}")
@@ -779,8 +781,9 @@ def probe_beyond_grid(out_dir,  # a sweep's output directory (with sweep.json an
     steps, path = probe_steps(config.step_choices), out_dir / "beyond_grid.jsonl"
     done = {r["probe_id"]: r for r in read_jsonl(path) if r.get("config_hash") == config.hash()}
     trials = beyond_grid_trials(tuned, config.step_choices)
-    todo = [t for t in trials if done.get("/".join(t[:3]), {}).get("hparams") != t[3]]  # a changed tuned value: probed again
     ctx = SweepContext(config, device, precision=precision)
+    def current(row, hp): return row is not None and row["hparams"] == hp and row.get("precision") == ctx.precision
+    todo = [t for t in trials if not current(done.get("/".join(t[:3])), t[3])]  # a changed tuned value or precision: probed again
     workers = min(workers or default_workers(ctx.device, config), max(len(todo), 1))
     bar = tqdm(total=len(todo), desc=f"probing beyond the grid ({workers} worker{'s' if workers > 1 else ''})", disable=not progress)
     def on_probed(row):
@@ -791,7 +794,13 @@ def probe_beyond_grid(out_dir,  # a sweep's output directory (with sweep.json an
         with _cpu_threads(ctx.device, 1):
             for t in todo: on_probed(_probe_row(ctx, *t, steps))
     bar.close()
-    return [done["/".join(t[:3])] for t in trials]
+    rows = [done["/".join(t[:3])] for t in trials]
+    def score(r, v): return r["val"][str(v["steps"])]["acc"], r["val"][str(v["steps"])]["mean_iou"]
+    off = [f"{r['probe_id']} {score(r, v)} (tuning: {(v['val_acc'], v.get('val_mean_iou'))})" for r in rows if r["label"] == "tuned"
+           for v in [tuned[r["scheme"]][r["method"]]] if "val_acc" in v and str(v["steps"]) in r["val"] and score(r, v) != (v["val_acc"], v.get("val_mean_iou"))]
+    if off: warnings.warn(f"the probe's trials at the tuned values do not reproduce the tuning's scores ({'; '.join(off[:4])}): another precision, "
+                          f"device or code version than the tuning's; the probe's gains are against its own tuned trials", stacklevel=2)
+    return rows
 
 # %% ../nbs/10_experiments.ipynb #1da1ff2d
 def load_sweep_config(path):  # a JSON file of `SweepConfig` fields
@@ -863,7 +872,7 @@ def tune_preset(out_dir,  # directory for tuning.jsonl and tuned.json (resumable
             old["tuned"].setdefault(scheme, {}).update(by_method)
             old["provenance"][scheme] = {"tuning": record["tuning"], "preset": preset, "methods": list(config.methods),
                                          "base_model": json.loads((base_model_card(scheme)).read_text()).get("command"),
-                                         "precision": ctx.precision, **{k: versions()[k] for k in ("git_commit", "torch", "transformers")}}
+                                         **{k: versions()[k] for k in ("git_commit", "torch", "transformers")}}
         path.write_text(json.dumps(old, indent=2) + "\n")
         if progress: print(f"wrote {path}")
     return record["tuned"]

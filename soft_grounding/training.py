@@ -142,6 +142,7 @@ class NonFiniteGuard(TrainerCallback):
     "Stop with a `NonFiniteError` before the optimiser step whose gradients are NaN or infinite (the weights stay finite and the checkpoints so far are kept), or after the last step if its weights give a non-finite loss."
     def __init__(self, trainer=None): self.trainer = trainer  # a `GroundingTrainer`: its last loss goes into the message
     def on_pre_optimizer_step(self, args, state, control, model=None, lr_scheduler=None, **kwargs):
+        self.lr = lr_scheduler.get_last_lr()[0] if lr_scheduler is not None else args.learning_rate  # the rate this step applies
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         if not grads: return
         norm = torch.nn.utils.get_total_norm(grads)
@@ -175,13 +176,25 @@ class NonFiniteGuard(TrainerCallback):
         try:
             with torch.no_grad(), self.trainer.accelerator.autocast(): loss = self.trainer.compute_loss(model, dict(replay))
         finally: model.train(was); self.trainer._stats, self.trainer.last_loss = kept  # the check logs nothing
-        if torch.isfinite(loss): return
+        bad = not torch.isfinite(loss)
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+        if distributed:  # each process replayed its own batch: all stop if one found a non-finite loss
+            flag = torch.tensor([float(bad)], device=args.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            bad = bool(flag.item())
+        if not bad: return
         where = "" if distributed else f"; {locate_nonfinite(self.trainer, model, replay)}"
-        lr = lr_scheduler.get_last_lr()[0] if lr_scheduler is not None else args.learning_rate
+        ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        aside = ckpt.with_name(ckpt.name + ".nonfinite")
+        if ckpt.is_dir() and state.is_world_process_zero: ckpt.rename(aside)  # a rerun must not resume from (or finish as) the broken weights
+        last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
+        kept = (f"its checkpoint is set aside as {aside.name}; " if aside.is_dir() else "") + (
+            f"the last checkpoint, {Path(last).name}, is from before it" if last else "no checkpoint from before it is kept")
+        seen = f"a loss of {loss.item()}" if not torch.isfinite(loss) else f"a loss of {loss.item():.4g} here but a non-finite one in another process"
         error = NonFiniteError(
-            f"step {state.global_step}, the last: its gradients were finite, but the weights it made give a loss of {loss.item()} "
-            f"on its last batch in {'bf16 autocast' if args.bf16 else 'fp32'} at learning rate {lr:.3g}{where}. " + self._advice(args))
+            f"step {state.global_step}, the last: its gradients were finite, but the weights it made give {seen} "
+            f"on its last batch in {'bf16 autocast' if args.bf16 else 'fp32'} at learning rate {getattr(self, 'lr', args.learning_rate):.3g}"
+            f"{where}; {kept}. " + self._advice(args))
         error.step = state.global_step
         raise error
 
@@ -199,7 +212,7 @@ class GroundingTrainer(Trainer):
         self._stats = {}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        self.last_inputs = dict(inputs)
+        if model.training: self.last_inputs = dict(inputs)  # a training batch, for `NonFiniteGuard` (not an evaluation batch)
         labels = inputs.pop("labels")
         inputs.pop("loc_index", None)
         if is_encoder_decoder(model):
