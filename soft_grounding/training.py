@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from .core import check_choice, default_device, seed_everything, versions
@@ -328,7 +328,11 @@ def train(model,  # a transformers model (the default models, or a family's)
     trainer = GroundingTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                                     data_collator=collator, grounding_loss=loss, callbacks=callbacks)
     last = get_last_checkpoint(str(output_dir)) if output_dir.exists() else None
-    trainer.train(resume_from_checkpoint=last)
+    state = TrainerState.load_from_json(str(Path(last) / "trainer_state.json")) if last else None
+    if state is not None and state.global_step >= config.max_steps:  # a rerun of a finished run: its weights, not one more step
+        trainer._load_from_checkpoint(last)  # (Trainer itself would take a step past max_steps when the run ended mid-epoch)
+        trainer.state = state
+    else: trainer.train(resume_from_checkpoint=last)
     if config.save_steps >= 0: trainer.save_model(str(output_dir / "final"))
     return trainer
 

@@ -107,6 +107,20 @@ def test_lora_resume_gives_the_same_weights(tmp_path):
     for n in trainable: assert torch.equal(s[n], r[n]), n
 
 
+@pytest.mark.parametrize("lora", [False, True])
+def test_rerun_of_a_finished_run_trains_nothing(lora, tmp_path):
+    "A finished run that ended mid-epoch: the same command again gives its weights back; Trainer alone would take a step past max_steps."
+    extra = dict(lora_r=4, lora_targets=("q_proj", "v_proj"), train_loc_rows=True) if lora else {}
+    config = TrainingConfig(max_steps=3, batch_size=8, lr=3e-3, progress=False, **extra)  # 16 examples: 2 steps an epoch
+    def run():
+        scheme, tok, model, collate, items = setup(n=16)
+        return train(model, items, collate, GroundingLoss(LossConfig("ce"), scheme, loc_token_ids(scheme, tok)), config, tmp_path)
+    first = {n: p.detach().clone() for n, p in run().model.named_parameters()}
+    again = run()
+    assert again.state.global_step == 3 and sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-3"]
+    for n, p in again.model.named_parameters(): assert torch.equal(first[n], p), n
+
+
 def test_resume_refuses_another_configuration(tmp_path):
     scheme, tok, model, collate, items = setup(n=8)
     loss = GroundingLoss(LossConfig("ce"), scheme, loc_token_ids(scheme, tok))
