@@ -149,7 +149,6 @@ class NonFiniteGuard(TrainerCallback):
         if torch.isfinite(norm): return
         loss = getattr(self.trainer, "last_loss", None)
         loss = None if loss is None else loss.item()
-        lr = lr_scheduler.get_last_lr()[0] if lr_scheduler is not None else args.learning_rate
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
         replay = getattr(self.trainer, "last_inputs", None)
         where = "" if distributed or replay is None else f"; {locate_nonfinite(self.trainer, model, replay)}"
@@ -157,7 +156,7 @@ class NonFiniteGuard(TrainerCallback):
         kept = f"the last checkpoint, {Path(last).name}, is from before it" if last else "no checkpoint was written before it"
         error = NonFiniteError(
             f"step {state.global_step + 1}: the gradient norm is {norm.item()} (loss of the step's last batch: "
-            f"{loss}) in {'bf16 autocast' if args.bf16 else 'fp32'} at learning rate {lr:.3g}{where}; "
+            f"{loss}) in {'bf16 autocast' if args.bf16 else 'fp32'} at learning rate {self.lr:.3g}{where}; "
             f"the weights were not updated and {kept}. " + self._advice(args))
         error.step = state.global_step + 1
         raise error
@@ -185,7 +184,8 @@ class NonFiniteGuard(TrainerCallback):
         if not bad: return
         where = "" if distributed else f"; {locate_nonfinite(self.trainer, model, replay)}"
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        aside = ckpt.with_name(ckpt.name + ".nonfinite")
+        aside, k = ckpt.with_name(ckpt.name + ".nonfinite"), 1
+        while aside.exists(): k += 1; aside = ckpt.with_name(f"{ckpt.name}.nonfinite{k}")  # an earlier broken run's is kept too
         if ckpt.is_dir() and state.is_world_process_zero: ckpt.rename(aside)  # a rerun must not resume from (or finish as) the broken weights
         last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
         kept = (f"its checkpoint is set aside as {aside.name}; " if aside.is_dir() else "") + (
