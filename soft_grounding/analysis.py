@@ -12,8 +12,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['seed_summary', 'load_rows', 'summary_table', 'has_metric', 'scheme_of', 'markdown_table', 'discrimination',
-           'steps_table', 'tuned_at_edges', 'beyond_grid_table', 'paired_bootstrap', 'paired_differences',
-           'plot_curves', 'plot_differences', 'plot_entropy', 'plot_labels', 'write_report']
+           'steps_table', 'beyond_grid_table', 'paired_bootstrap', 'paired_differences', 'plot_curves',
+           'plot_differences', 'plot_entropy', 'plot_labels', 'write_report']
 
 # %% ../nbs/11_analysis.ipynb #f284cc8e
 def seed_summary(values):  # one metric value per seed
@@ -87,20 +87,6 @@ def steps_table(rows):
     cells = {}
     for r in rows: cells.setdefault((r["scheme"], r["method"]), {}).setdefault(r["size"], set()).add(r.get("steps", r["hparams"].get("steps")))
     return _size_table(cells, lambda steps: "/".join(str(v) for v in sorted(steps)))
-
-# %% ../nbs/11_analysis.ipynb #7d3270ae
-def tuned_at_edges(tuned,  # {scheme: {method: tuned values}}, as in `tuned.json`
-                   step_choices):  # the sweep's `step_choices`
-    "The tuned values at the lowest or highest of their search choices: [(scheme, method, name, value, sorted choices)]."
-    from soft_grounding.experiments import LR_CHOICES, METHODS
-    out = []
-    for scheme, by_method in tuned.items():
-        for method, values in by_method.items():
-            grids = {"lr": LR_CHOICES, "steps": tuple(step_choices), **(METHODS[method].space if method in METHODS else {})}
-            for name, choices in grids.items():
-                if name in values and len(set(choices)) > 1 and values[name] in (min(choices), max(choices)):
-                    out.append((scheme, method, name, values[name], tuple(sorted(choices))))
-    return out
 
 # %% ../nbs/11_analysis.ipynb #e5f4e859
 def beyond_grid_table(rows,  # rows of `beyond_grid.jsonl` (`probe_beyond_grid` in 10_experiments)
@@ -243,7 +229,7 @@ def write_report(out_dir):  # a sweep's output directory
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from soft_grounding.experiments import read_json, read_jsonl, read_results
+    from soft_grounding.experiments import beyond_grid_trials, read_json, read_jsonl, read_results, tuned_at_edges
     out_dir = Path(out_dir)
     if not out_dir.is_dir(): raise ValueError(f"a report is written from a sweep's output directory; {str(out_dir)!r} is not a directory")
     rows = load_rows(out_dir)
@@ -312,7 +298,6 @@ def write_report(out_dir):  # a sweep's output directory
                       f"--out {out_dir}` scores one step past each, and the next report shows it):", "",
                       "| scheme | method | at an edge |", "|---|---|---|"] + [f"| {s} | {m} | {'; '.join(v)} |" for (s, m), v in by_pair.items()] + [""]
         if config and (out_dir / "beyond_grid.jsonl").exists():
-            from soft_grounding.experiments import beyond_grid_trials
             trials = {"/".join(t[:3]): t[3] for t in beyond_grid_trials(tuned, config["config"]["step_choices"])}
             probed = {r["probe_id"]: r for r in read_jsonl(out_dir / "beyond_grid.jsonl", repair=False) if r.get("config_hash") == config_hash}
             probed = {k: r for k, r in probed.items() if trials.get(k) == r["hparams"]}  # the current tuned values' trials only

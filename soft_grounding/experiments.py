@@ -37,8 +37,9 @@ __all__ = ['LR_CHOICES', 'METHODS', 'THESIS_METHODS', 'FAMILIES', 'PRESETS', 'Me
            'run_steps', 'run_id', 'grid', 'parse_shard', 'shard_runs', 'results_file', 'read_jsonl', 'read_json',
            'read_results', 'append_row', 'SweepContext', 'fine_tune', 'unpack_bits', 'entropy_histogram',
            'evaluate_task', 'run_one', 'default_workers', 'coordinate_search', 'tune', 'committed_tuned_path',
-           'get_tuned', 'run_sweep', 'results_table', 'beyond_value', 'probe_steps', 'beyond_grid_trials',
-           'probe_beyond_grid', 'load_sweep_config', 'run_experiment', 'tune_preset', 'base_model_card']
+           'get_tuned', 'run_sweep', 'results_table', 'tuned_at_edges', 'beyond_value', 'probe_steps',
+           'beyond_grid_trials', 'probe_beyond_grid', 'load_sweep_config', 'run_experiment', 'tune_preset',
+           'base_model_card']
 
 # %% ../nbs/10_experiments.ipynb #738ab7c3
 LR_CHOICES = (3e-4, 1e-3, 3e-3)  # fine-tuning learning rates every method may draw
@@ -719,6 +720,19 @@ def results_table(rows, metric:str="acc"):
         lines.append(row)
     return head + "\n" + "\n".join(lines)
 
+# %% ../nbs/10_experiments.ipynb #7d3270ae
+def tuned_at_edges(tuned,  # {scheme: {method: tuned values}}, as in `tuned.json`
+                   step_choices):  # the sweep's `step_choices`
+    "The tuned values at the lowest or highest of their search choices: [(scheme, method, name, value, sorted choices)]."
+    out = []
+    for scheme, by_method in tuned.items():
+        for method, values in by_method.items():
+            grids = {"lr": LR_CHOICES, "steps": tuple(step_choices), **(METHODS[method].space if method in METHODS else {})}
+            for name, choices in grids.items():
+                if name in values and len(set(choices)) > 1 and values[name] in (min(choices), max(choices)):
+                    out.append((scheme, method, name, values[name], tuple(sorted(choices))))
+    return out
+
 # %% ../nbs/10_experiments.ipynb #af41525d
 def beyond_value(choices, edge):  # a numeric search grid and its lowest or highest value
     "One step past an edge of a search grid: the edge times its ratio to its neighbour, to 3 significant digits."
@@ -733,7 +747,6 @@ def probe_steps(step_choices):
 def beyond_grid_trials(tuned,  # {scheme: {method: tuned values}}, as in `tuned.json`
                        step_choices):
     "The trials of `probe_beyond_grid`, [(scheme, method, label, hparams)]: per (scheme, method) the tuned values, then each value at an edge of its choices moved one step beyond it."
-    from soft_grounding.analysis import tuned_at_edges
     edges = tuned_at_edges(tuned, step_choices)
     out = []
     for scheme, by_method in tuned.items():

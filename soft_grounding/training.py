@@ -138,9 +138,13 @@ def locate_nonfinite(trainer, model, inputs):
     start = max(bad, key=lambda n: order.get(n, -1))
     return f"replaying the step's last batch, the forward pass is finite (loss {loss.item():.4g}) and the non-finite gradients start at {start} ({len(bad)} modules in all)"
 
+def _distributed():
+    "Is this one of several processes (DDP)?"
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+
 class NonFiniteGuard(TrainerCallback):
     "Stop with a `NonFiniteError` before the optimiser step whose gradients are NaN or infinite (the weights stay finite and the checkpoints so far are kept), or after the last step if its weights give a non-finite loss."
-    def __init__(self, trainer=None): self.trainer = trainer  # a `GroundingTrainer`: its last loss goes into the message
+    def __init__(self, trainer=None): self.trainer, self.lr = trainer, None  # a `GroundingTrainer`: its last loss goes into the message
     def on_pre_optimizer_step(self, args, state, control, model=None, lr_scheduler=None, **kwargs):
         self.lr = lr_scheduler.get_last_lr()[0] if lr_scheduler is not None else args.learning_rate  # the rate this step applies
         grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -149,7 +153,7 @@ class NonFiniteGuard(TrainerCallback):
         if torch.isfinite(norm): return
         loss = getattr(self.trainer, "last_loss", None)
         loss = None if loss is None else loss.item()
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+        distributed = _distributed()
         replay = getattr(self.trainer, "last_inputs", None)
         where = "" if distributed or replay is None else f"; {locate_nonfinite(self.trainer, model, replay)}"
         last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
@@ -165,7 +169,7 @@ class NonFiniteGuard(TrainerCallback):
         if args.bf16: return "Rerun with precision='fp32' (a rerun resumes from the last checkpoint) or, in a new output directory, with a lower learning rate"
         return "Rerun in a new output directory with a lower learning rate"
 
-    def on_train_end(self, args, state, control, model=None, lr_scheduler=None, **kwargs):
+    def on_train_end(self, args, state, control, model=None, **kwargs):
         "The last step's update is checked too: its gradients were finite, but the weights it made must give a finite loss on its batch."
         replay = getattr(self.trainer, "last_inputs", None)
         if replay is None or model is None or state.global_step == 0: return
@@ -176,7 +180,7 @@ class NonFiniteGuard(TrainerCallback):
             with torch.no_grad(), self.trainer.accelerator.autocast(): loss = self.trainer.compute_loss(model, dict(replay))
         finally: model.train(was); self.trainer._stats, self.trainer.last_loss = kept  # the check logs nothing
         bad = not torch.isfinite(loss)
-        distributed = torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
+        distributed = _distributed()
         if distributed:  # each process replayed its own batch: all stop if one found a non-finite loss
             flag = torch.tensor([float(bad)], device=args.device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
@@ -193,7 +197,7 @@ class NonFiniteGuard(TrainerCallback):
         seen = f"a loss of {loss.item()}" if not torch.isfinite(loss) else f"a loss of {loss.item():.4g} here but a non-finite one in another process"
         error = NonFiniteError(
             f"step {state.global_step}, the last: its gradients were finite, but the weights it made give {seen} "
-            f"on its last batch in {'bf16 autocast' if args.bf16 else 'fp32'} at learning rate {getattr(self, 'lr', args.learning_rate):.3g}"
+            f"on its last batch in {'bf16 autocast' if args.bf16 else 'fp32'} at learning rate {self.lr:.3g}"
             f"{where}; {kept}. " + self._advice(args))
         error.step = state.global_step
         raise error
@@ -268,7 +272,7 @@ class StopAfter(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs): self.start = time.time()
     def on_step_end(self, args, state, control, **kwargs):
         stop = time.time() - self.start >= self.seconds
-        if torch.distributed.is_available() and torch.distributed.is_initialized():  # every process stops at the same step
+        if _distributed():  # every process stops at the same step
             flag = torch.tensor([float(stop)], device=args.device)
             torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
             stop = bool(flag.item())
