@@ -28,7 +28,7 @@ def seed_summary(values):  # one metric value per seed
 # %% ../nbs/11_analysis.ipynb #e4226ea5
 def load_rows(out_dir):  # a sweep's output directory (with sweep.json) or a results file
     "The results rows of a sweep directory (its own configuration's only) or of one results file."
-    from soft_grounding.experiments import read_json, read_jsonl, read_results
+    from soft_grounding.experiments.store import read_json, read_jsonl, read_results
     path = Path(out_dir)
     if path.is_file(): return read_jsonl(path, repair=False)
     if not path.is_dir(): raise ValueError(f"no sweep output at {path}")
@@ -37,23 +37,25 @@ def load_rows(out_dir):  # a sweep's output directory (with sweep.json) or a res
     rows = read_results(path, config_hash)
     if not rows:
         gone = read_results(path, config_hash, kind="diverged")
-        raise ValueError(f"no results rows in {path}" + (f"; {len(gone)} run(s) diverged (see its diverged*.jsonl)" if gone else ""))
+        raise ValueError(f"no results rows in {path}"
+                         + (f"; {len(gone)} run(s) diverged (see its diverged*.jsonl)" if gone else ""))
     return rows
 
 def summary_table(rows, metric:str="acc"):
     "{(scheme, method): {size: seed_summary}} of `metric`."
     cells = {}
     for r in rows:
-        if metric in r["metrics"]: cells.setdefault((r["scheme"], r["method"]), {}).setdefault(r["size"], []).append(r["metrics"][metric])
+        if metric in r["metrics"]:
+            cells.setdefault((r["scheme"], r["method"]), {}).setdefault(r["size"], []).append(r["metrics"][metric])
     return {k: {n: seed_summary(v) for n, v in sorted(by.items())} for k, by in cells.items()}
 
 def has_metric(rows, metric:str): return any(metric in r["metrics"] for r in rows)
 
 def scheme_of(name:str):  # a default scheme ("A", "B") or a real family ("paligemma", "kosmos2", "florence2")
     "The location scheme of a sweep's base-model name."
-    from soft_grounding.experiments import _families
+    from soft_grounding.experiments.config import FAMILY_SCHEMES
     from soft_grounding.models import DEFAULT_SCHEMES
-    schemes = {**DEFAULT_SCHEMES, **{family: scheme for family, (_, _, scheme) in _families().items()}}
+    schemes = {**DEFAULT_SCHEMES, **FAMILY_SCHEMES}
     if name not in schemes: raise ValueError(f"unknown base-model name {name!r}; known: {sorted(schemes)}")
     return schemes[name]
 
@@ -66,13 +68,17 @@ def _size_table(table, cell):  # table: {(scheme, method): {size: value}}; cell(
     return "\n".join(out)
 
 def markdown_table(rows, metric:str="acc", digits:int=3):
-    "A markdown table of `metric`: mean ± sd over seeds, methods as rows, sizes as columns, one block per scheme; a cell with fewer seeds than the fullest says how many."
+    """A markdown table of `metric`: mean ± sd over seeds, methods as rows, sizes as columns, one block per scheme;
+    a cell with fewer seeds than the fullest says how many."""
     table = summary_table(rows, metric)
     full = max((s["n"] for by in table.values() for s in by.values()), default=0)
-    return _size_table(table, lambda s: f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}" + (f" ({s['n']}/{full} seeds)" if s["n"] < full else ""))
+    return _size_table(table, lambda s: f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}"
+                                        + (f" ({s['n']}/{full} seeds)" if s["n"] < full else ""))
 
 def discrimination(rows, metric:str="acc"):
-    "Does the setting discriminate? {(scheme, method): (gain from the smallest to the largest size, seed spread, gain > spread)}; the spread is the larger sd of the two sizes. A method without results at either size is left out."
+    """Does the setting discriminate?
+    {(scheme, method): (gain from the smallest to the largest size, seed spread, gain > spread)};
+    the spread is the larger sd of the two sizes. A method without results at either size is left out."""
     table, out = summary_table(rows, metric), {}
     sizes = sorted({n for by in table.values() for n in by})
     for key, by in table.items():
@@ -83,26 +89,34 @@ def discrimination(rows, metric:str="acc"):
     return out
 
 def steps_table(rows):
-    "A markdown table of the fine-tuning steps each method trained at each size (a row without `steps`: its tuned value)."
+    """A markdown table of the fine-tuning steps each method trained at each size
+    (a row without `steps`: its tuned value)."""
     cells = {}
-    for r in rows: cells.setdefault((r["scheme"], r["method"]), {}).setdefault(r["size"], set()).add(r.get("steps", r["hparams"].get("steps")))
+    for r in rows:
+        steps = r.get("steps", r["hparams"].get("steps"))
+        cells.setdefault((r["scheme"], r["method"]), {}).setdefault(r["size"], set()).add(steps)
     return _size_table(cells, lambda steps: "/".join(str(v) for v in sorted(steps)))
 
 # %% ../nbs/11_analysis.ipynb #e5f4e859
-def beyond_grid_table(rows,  # rows of `beyond_grid.jsonl` (`probe_beyond_grid` in 10_experiments)
+def beyond_grid_table(rows,  # rows of `beyond_grid.jsonl` (`probe_beyond_grid` in 10g_experiments.probe)
                       tuned):  # {scheme: {method: tuned values}}, as in `tuned.json`
-    "A markdown table of the probe trials: validation score at each step count, and each trial's best minus the tuned choice's (the tuned trial at the tuned steps)."
+    """A markdown table of the probe trials: validation score at each step count,
+    and each trial's best minus the tuned choice's (the tuned trial at the tuned steps)."""
     steps = sorted({int(s) for r in rows for s in r["val"]})
-    base = {(r["scheme"], r["method"]): r["val"].get(str(tuned.get(r["scheme"], {}).get(r["method"], {}).get("steps")), {}).get("acc")
+    base = {(r["scheme"], r["method"]):
+                r["val"].get(str(tuned.get(r["scheme"], {}).get(r["method"], {}).get("steps")), {}).get("acc")
             for r in rows if r["label"] == "tuned"}
-    out = ["| scheme | method | trial | " + " | ".join(f"{s} steps" for s in steps) + " | best - tuned choice |", "|---|---|---|" + "---|" * (len(steps) + 1)]
-    from soft_grounding.experiments import METHODS
+    out = ["| scheme | method | trial | " + " | ".join(f"{s} steps" for s in steps) + " | best - tuned choice |",
+           "|---|---|---|" + "---|" * (len(steps) + 1)]
+    from soft_grounding.experiments.config import METHODS
     order = {m: k for k, m in enumerate(METHODS)}
-    for r in sorted(rows, key=lambda r: (r["scheme"], order.get(r["method"], len(order)), r["method"], r["label"] != "tuned")):  # trials in the order run
+    for r in sorted(rows, key=lambda r: (r["scheme"], order.get(r["method"], len(order)),  # trials in the order run
+                                         r["method"], r["label"] != "tuned")):
         accs = {int(s): v["acc"] for s, v in r["val"].items()}
         b = base.get((r["scheme"], r["method"]))
         note = f" (diverged at step {r['diverged_at_step']})" if "diverged_at_step" in r else ""
-        out.append(f"| {r['scheme']} | {r['method']} | {r['label']}{note} | " + " | ".join(f"{accs[s]:.3f}" if s in accs else "" for s in steps)
+        out.append(f"| {r['scheme']} | {r['method']} | {r['label']}{note} | "
+                   + " | ".join(f"{accs[s]:.3f}" if s in accs else "" for s in steps)
                    + f" | {'' if b is None else f'{max(accs.values()) - b:+.3f}'} |")
     return "\n".join(out)
 
@@ -110,16 +124,19 @@ def beyond_grid_table(rows,  # rows of `beyond_grid.jsonl` (`probe_beyond_grid` 
 def paired_bootstrap(hits, base_hits,  # per seed, a list of 0/1 hits over the same test examples
                      n_boot:int=2000, level:float=0.95, seed:int=0):
     "Mean paired difference and its bootstrap interval (seeds, then examples, resampled): (diff, low, high)."
-    if len(hits) != len(base_hits) or not hits: raise ValueError(f"need the same seeds for both: {len(hits)} and {len(base_hits)}")
+    if len(hits) != len(base_hits) or not hits:
+        raise ValueError(f"need the same seeds for both: {len(hits)} and {len(base_hits)}")
     diffs = []
     for a, b in zip(hits, base_hits):
-        if len(a) != len(b): raise ValueError(f"paired runs scored different numbers of examples: {len(a)} and {len(b)}")
+        if len(a) != len(b):
+            raise ValueError(f"paired runs scored different numbers of examples: {len(a)} and {len(b)}")
         diffs.append([float(x) - float(y) for x, y in zip(a, b)])
     mean = sum(sum(d) for d in diffs) / sum(len(d) for d in diffs)
     n_ex = len(diffs[0])
     if any(len(d) != n_ex for d in diffs): raise ValueError("every seed must be scored on the same test examples")
     rng, stats = random.Random(seed), []
-    for _ in range(n_boot):  # one draw of test examples per replicate, shared by the resampled seeds (they share the test set)
+    # one draw of test examples per replicate, shared by the resampled seeds (they share the test set)
+    for _ in range(n_boot):
         examples = [rng.randrange(n_ex) for _ in range(n_ex)]
         seeds = [rng.randrange(len(diffs)) for _ in diffs]
         stats.append(sum(diffs[s][e] for s in seeds for e in examples) / (len(seeds) * n_ex))
@@ -129,12 +146,13 @@ def paired_bootstrap(hits, base_hits,  # per seed, a list of 0/1 hits over the s
 
 def paired_differences(rows, baseline:str="onehot_ce", n_boot:int=1000):
     "{(scheme, method, size): (diff, low, high)} of Acc@0.5 against `baseline`, paired by seed and test example."
-    from soft_grounding.experiments import unpack_bits
+    from soft_grounding.experiments.store import unpack_bits
     by = {(r["scheme"], r["method"], r["size"], r["seed"]): unpack_bits(r["correct"], r["metrics"]["n"]) for r in rows}
     out = {}
     for (scheme, method, size) in sorted({k[:3] for k in by}):
         if method == baseline: continue
-        seeds = sorted(s for (sc, m, n, s) in by if (sc, m, n) == (scheme, method, size) and (scheme, baseline, size, s) in by)
+        seeds = sorted(s for (sc, m, n, s) in by
+                       if (sc, m, n) == (scheme, method, size) and (scheme, baseline, size, s) in by)
         if not seeds: continue
         out[(scheme, method, size)] = paired_bootstrap([by[(scheme, method, size, s)] for s in seeds],
                                                        [by[(scheme, baseline, size, s)] for s in seeds], n_boot)
@@ -142,7 +160,8 @@ def paired_differences(rows, baseline:str="onehot_ce", n_boot:int=1000):
 
 # %% ../nbs/11_analysis.ipynb #89972085
 def plot_curves(rows, metric:str="acc", ax=None, ylabel:str="test Acc@0.5"):
-    "Data-efficiency curves: `metric` against training-set size, mean ± sd over seeds, one line per method, one panel per scheme."
+    """Data-efficiency curves: `metric` against training-set size, mean ± sd over seeds,
+    one line per method, one panel per scheme."""
     import matplotlib.pyplot as plt
     table = summary_table(rows, metric)
     schemes = sorted({k[0] for k in table})
@@ -163,7 +182,8 @@ def plot_differences(diffs, baseline:str="onehot_ce", ylabel:str="Δ Acc@0.5 (95
     "Paired differences against the baseline with their bootstrap intervals, per size, one panel per scheme."
     import matplotlib.pyplot as plt
     schemes = sorted({k[0] for k in diffs})
-    fig, axes = plt.subplots(1, max(1, len(schemes)), figsize=(5 * max(1, len(schemes)), 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, max(1, len(schemes)), figsize=(5 * max(1, len(schemes)), 3.4),
+                             squeeze=False, sharey=True)
     for ax, scheme in zip(axes[0], schemes):
         methods = sorted({k[1] for k in diffs if k[0] == scheme})
         for j, method in enumerate(methods):
@@ -172,14 +192,17 @@ def plot_differences(diffs, baseline:str="onehot_ce", ylabel:str="Δ Acc@0.5 (95
             d = [diffs[k][0] for k in keys]
             err = [[diffs[k][0] - diffs[k][1] for k in keys], [diffs[k][2] - diffs[k][0] for k in keys]]
             ax.errorbar(xs, d, yerr=err, marker="o", capsize=3, linestyle="none", label=method)
-        ax.axhline(0, color="k", lw=0.8); ax.set_xscale("log", base=2); ax.set_title(f"scheme {scheme}: minus {baseline}")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"scheme {scheme}: minus {baseline}")
         ax.set_xlabel("training examples"); ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(ylabel); axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
     return fig
 
 def plot_entropy(rows, size=None):
-    "Teacher-forced loc-entropy distributions per method (all seeds) at one size (the largest by default), one panel per scheme."
+    """Teacher-forced loc-entropy distributions per method (all seeds) at one size (the largest by default),
+    one panel per scheme."""
     import matplotlib.pyplot as plt
     schemes = sorted({r["scheme"] for r in rows})
     size = size or max(r["size"] for r in rows)
@@ -203,7 +226,7 @@ def plot_entropy(rows, size=None):
 def plot_labels(tuned, scheme_name:str="A", true_index:int=None):
     "The soft labels as tuned ({method: hparams}), on one scheme: a slice through the true token."
     import matplotlib.pyplot as plt
-    from soft_grounding.experiments import METHODS
+    from soft_grounding.experiments.config import METHODS
     from soft_grounding.labels import soft_label
     scheme = scheme_of(scheme_name)
     if true_index is None: true_index = scheme.n_loc // 2 + (scheme.n_side // 2 if hasattr(scheme, "n_side") else 0)
@@ -218,103 +241,176 @@ def plot_labels(tuned, scheme_name:str="A", true_index:int=None):
         else: x0 = true_index
         xs = [k - x0 for k in range(len(t))]
         ax.plot(xs, t.tolist(), marker=".", label=f"{method} {cfg.target} {cfg.target_params}")
-    ax.set_xlim(-8, 8); ax.set_xlabel("offset from the true " + ("cell (same row)" if hasattr(scheme, "n_side") else "bin"))
-    ax.set_ylabel("target probability"); ax.set_title(f"soft labels as tuned, scheme {scheme_name}"); ax.legend(fontsize=7)
+    ax.set_xlim(-8, 8)
+    ax.set_xlabel("offset from the true " + ("cell (same row)" if hasattr(scheme, "n_side") else "bin"))
+    ax.set_ylabel("target probability")
+    ax.set_title(f"soft labels as tuned, scheme {scheme_name}")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 # %% ../nbs/11_analysis.ipynb #4c35b9e4
+def _report_head(rows, gone, score):
+    "The report's first lines and its main table and figure."
+    sizes, seeds = sorted({r["size"] for r in rows}), sorted({r["seed"] for r in rows})
+    also = f" (and {len(gone)} that diverged)" if gone else ""
+    return ["# soft_grounding sweep report", "",
+            f"{len(rows)} runs{also}: schemes {sorted({r['scheme'] for r in rows})}, "
+            f"methods {sorted({r['method'] for r in rows})}, sizes {sizes}, seeds {seeds}; each run scored on the same "
+            f"{rows[0]['metrics']['n']} test-pool examples. Task: {rows[0]['task']}. "
+            f"Git commit {rows[0].get('git_commit')}.",
+            "", f"## Test {score} (mean ± sd over seeds)", "", markdown_table(rows, "acc"), "",
+            ("figure", plot_curves(rows, ylabel=f"test {score}"), "curves.png"), ""]
+
+def _report_diverged(gone):
+    "The runs whose training met NaN or infinite gradients."
+    if not gone: return []
+    return [f"## Runs that diverged ({len(gone)})", "",
+            "Their training stopped on NaN or infinite gradients, so they have no results row: the tables average the "
+            "other seeds of their cells, and the paired differences leave their seeds out. Count them as failures of "
+            "the method at its tuned values.", "",
+            "| run | step | hyperparameters |", "|---|---|---|",
+            *[f"| {r['run_id']} | {r['diverged_at_step']} | {r['hparams']} |" for r in gone], ""]
+
+def _report_discrimination(rows):
+    "Does each method gain more from the smallest to the largest size than its seeds spread?"
+    sizes = sorted({r["size"] for r in rows})
+    if len(sizes) < 2: return []
+    found = discrimination(rows)
+    lines = [f"## Does the setting discriminate? (gain from n={sizes[0]} to n={sizes[-1]} against the larger seed sd)",
+             "", "| scheme | method | gain | spread | discriminates |", "|---|---|---|---|---|"]
+    lines += [f"| {s} | {m} | {g:+.3f} | {sp:.3f} | {'yes' if ok else 'NO'} |" for (s, m), (g, sp, ok) in found.items()]
+    lines += [f"| {s} | {m} | | | no finished run at n={sizes[0]} or n={sizes[-1]} |"
+              for (s, m) in summary_table(rows) if (s, m) not in found]
+    return lines + [""]
+
+def _report_differences(rows, score):
+    "Paired differences against one-hot CE, with the sizes left out for want of a shared seed."
+    methods = {r["method"] for r in rows}
+    if "onehot_ce" not in methods or len(methods) < 2: return []
+    diffs = paired_differences(rows)
+    lines = ["## Paired differences against one-hot CE (95% bootstrap CI over seeds and test examples)", "",
+             f"| scheme | method | size | Δ {score} | 95% CI |", "|---|---|---|---|---|"]
+    lines += [f"| {s} | {m} | {n} | {d:+.3f} | [{lo:+.3f}, {hi:+.3f}] |"
+              for (s, m, n), (d, lo, hi) in sorted(diffs.items())]
+    unpaired = sorted({(r["scheme"], r["method"], r["size"]) for r in rows if r["method"] != "onehot_ce"} - set(diffs))
+    if unpaired:
+        lines += ["", "Left out, with no seed in common with one-hot CE: "
+                  + ", ".join(f"{s}/{m} n={n}" for s, m, n in unpaired) + "."]
+    return lines + ["", ("figure", plot_differences(diffs, ylabel=f"Δ {score} (95% CI)"), "differences.png"), ""]
+
+def _report_distributions(rows, score):
+    "Loc entropy, the invalid-output rate, greedy against expectation decoding, and the task's other metrics."
+    lines = ["## Loc entropy (teacher forced, mean over test loc positions)", "",
+             markdown_table(rows, "loc_entropy", 2), "",
+             ("figure", plot_entropy(rows), "entropy.png"), "",
+             "## Invalid-output rate", "", markdown_table(rows, "invalid_rate"), ""]
+    if has_metric(rows, "acc_expect"):
+        lines += [f"## Greedy against expectation decoding (test {score})", "",
+                  "Greedy:", "", markdown_table(rows, "acc"), "",
+                  "Expectation (mean of each loc distribution):", "", markdown_table(rows, "acc_expect"), "",
+                  "Median of each loc distribution:", "", markdown_table(rows, "acc_median"), ""]
+    for metric, title in (("caption_exact", "Caption exactly right"), ("box_recall", "Box recall (any phrase)")):
+        if has_metric(rows, metric): lines += [f"## {title}", "", markdown_table(rows, metric), ""]
+    return lines
+
+def _report_kinds(rows):
+    "Accuracy per expression kind at the largest size, and best-of-N when sampled."
+    lines, largest = [], max(r["size"] for r in rows)
+    kinds = [k for k in ("attribute", "contrast", "relation") if has_metric(rows, f"acc_{k}")]
+    if kinds:
+        big = [r for r in rows if r["size"] == largest]
+        lines += [f"## Accuracy per expression kind (n={largest})", ""]
+        for k in kinds:
+            lines += [f"{k}:", "",
+                      markdown_table([r for r in big if not math.isnan(r["metrics"][f"acc_{k}"])], f"acc_{k}"), ""]
+    sampled = [r for r in rows if "best_of_acc" in r["metrics"]]
+    if sampled:
+        lines += ["## Best-of-N under sampling (Acc@0.5 of the best sample)", "",
+                  markdown_table(sampled, "best_of_acc"), ""]
+    return lines
+
+def _report_edges(tuned, config, out_dir):
+    "The tuned values at an edge of their search choices."
+    from soft_grounding.experiments.config import tuned_at_edges
+    edges = tuned_at_edges(tuned, config["config"]["step_choices"]) if config else []
+    if not edges: return []
+    by_pair = {}
+    for s, m, name, v, cs in edges:
+        where = "lowest" if v == cs[0] else "highest"
+        by_pair.setdefault((s, m), []).append(f"{name} {v:g} ({where} of {', '.join(f'{c:g}' for c in cs)})")
+    return ["Tuned values at an edge of their search choices (the best value may lie beyond them; "
+            f"`soft-grounding probe --out {out_dir}` scores one step past each, and the next report shows it):", "",
+            "| scheme | method | at an edge |", "|---|---|---|",
+            *[f"| {s} | {m} | {'; '.join(v)} |" for (s, m), v in by_pair.items()], ""]
+
+def _report_probe(tuned, config, out_dir):
+    "The probe beyond the tuning grid, for the current tuned values only."
+    from soft_grounding.experiments.config import beyond_grid_trials
+    from soft_grounding.experiments.store import read_jsonl
+    if not config or not (out_dir / "beyond_grid.jsonl").exists(): return []
+    trials = {"/".join(t[:3]): t[3] for t in beyond_grid_trials(tuned, config["config"]["step_choices"])}
+    probed = {r["probe_id"]: r for r in read_jsonl(out_dir / "beyond_grid.jsonl", repair=False)
+              if r.get("config_hash") == config["config_hash"]}
+    probed = {k: r for k, r in probed.items() if trials.get(k) == r["hparams"]}  # the current tuned values' trials only
+    if not probed: return []
+    lines = ["## Beyond the tuning grid (validation pool)", "",
+             "Each tuned value at an edge of its choices moved one step beyond it, under the tuning's protocol "
+             "(`soft-grounding probe`); every trial scored at more step counts than the tuning's. The last column "
+             "is a trial's best score minus the tuned choice's.", "",
+             beyond_grid_table(list(probed.values()), tuned), ""]
+    if len(probed) < len(trials):
+        lines += [f"{len(trials) - len(probed)} trial(s) of the current tuned values are not probed: "
+                  f"rerun `soft-grounding probe --out {out_dir}`.", ""]
+    return lines
+
+def _report_tuned(tuned, config, out_dir):
+    "The tuned values, those at an edge of their choices, the probe beyond them, and the soft labels as tuned."
+    if not tuned: return []
+    lines = ["## Tuned hyperparameters (validation pool)", "", "```json", json.dumps(tuned, indent=1), "```", ""]
+    lines += _report_edges(tuned, config, out_dir) + _report_probe(tuned, config, out_dir)
+    for scheme, by_method in tuned.items():
+        if any(m in by_method for m in ("dip_ce", "dip_gem", "smooth_ce", "gaussian_ce")):
+            lines += [("figure", plot_labels(by_method, scheme), f"labels-{scheme}.png"), ""]
+    return lines
+
+def _report_cost(rows):
+    "The steps each run trained, and the time the sweep took."
+    seconds = sum(r["timing"]["train_s"] + r["timing"]["eval_s"] for r in rows)
+    return ["## Steps trained", "",
+            "The tuned steps, raised where a run's examples need more for `min_epochs` passes over them.", "",
+            steps_table(rows), "",
+            "## Cost", "",
+            f"Training + evaluation time summed over runs: {seconds:.0f} s on {rows[0].get('device')}.", ""]
+
 def write_report(out_dir):  # a sweep's output directory
     "Write `out_dir/report/report.md` with tables and plots of the sweep's results; returns its path."
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    from soft_grounding.experiments import beyond_grid_trials, read_json, read_jsonl, read_results, tuned_at_edges
+    from soft_grounding.experiments.store import read_json, read_results
     out_dir = Path(out_dir)
-    if not out_dir.is_dir(): raise ValueError(f"a report is written from a sweep's output directory; {str(out_dir)!r} is not a directory")
+    if not out_dir.is_dir():
+        raise ValueError(f"a report is written from a sweep's output directory; {str(out_dir)!r} is not a directory")
     rows = load_rows(out_dir)
     config = read_json(out_dir / "sweep.json") if (out_dir / "sweep.json").exists() else None
-    config_hash = config["config_hash"] if config else None  # as `load_rows` read the rows
-    gone = read_results(out_dir, config_hash, kind="diverged")  # runs whose training met NaN or infinite gradients
-    rep = out_dir / "report"; rep.mkdir(parents=True, exist_ok=True)
+    # as `load_rows` read the rows
+    gone = read_results(out_dir, config["config_hash"] if config else None, kind="diverged")
     tuned = read_json(out_dir / "tuned.json")["tuned"] if (out_dir / "tuned.json").exists() else {}
-    def save(fig, name):
-        fig.savefig(rep / name, dpi=90); plt.close(fig); return f"![{name}]({name})"
-    sizes = sorted({r["size"] for r in rows}); seeds = sorted({r["seed"] for r in rows})
-    n_test = rows[0]["metrics"]["n"]
     score = "Acc@0.5" if rows[0]["task"] == "refer" else "phrase-box recall@0.5"
-    lines = ["# soft_grounding sweep report", "",
-             f"{len(rows)} runs{f' (and {len(gone)} that diverged)' if gone else ''}: schemes {sorted({r['scheme'] for r in rows})}, methods {sorted({r['method'] for r in rows})}, "
-             f"sizes {sizes}, seeds {seeds}; each run scored on the same {n_test} test-pool examples. "
-             f"Task: {rows[0]['task']}. Git commit {rows[0].get('git_commit')}.", "",
-             f"## Test {score} (mean ± sd over seeds)", "", markdown_table(rows, "acc"), "", save(plot_curves(rows, ylabel=f"test {score}"), "curves.png"), ""]
-    if gone:
-        lines += [f"## Runs that diverged ({len(gone)})", "",
-                  "Their training stopped on NaN or infinite gradients, so they have no results row: the tables average the other seeds "
-                  "of their cells, and the paired differences leave their seeds out. Count them as failures of the method at its tuned values.", "",
-                  "| run | step | hyperparameters |", "|---|---|---|"]
-        lines += [f"| {r['run_id']} | {r['diverged_at_step']} | {r['hparams']} |" for r in gone] + [""]
-    if len(sizes) > 1:
-        lines += [f"## Does the setting discriminate? (gain from n={sizes[0]} to n={sizes[-1]} against the larger seed sd)", "",
-                  "| scheme | method | gain | spread | discriminates |", "|---|---|---|---|---|"]
-        found = discrimination(rows)
-        lines += [f"| {s} | {m} | {g:+.3f} | {sp:.3f} | {'yes' if ok else 'NO'} |" for (s, m), (g, sp, ok) in found.items()]
-        lines += [f"| {s} | {m} | | | no finished run at n={sizes[0]} or n={sizes[-1]} |" for (s, m) in summary_table(rows) if (s, m) not in found]
-        lines += [""]
-    methods = {r["method"] for r in rows}
-    if "onehot_ce" in methods and len(methods) > 1:
-        diffs = paired_differences(rows)
-        lines += ["## Paired differences against one-hot CE (95% bootstrap CI over seeds and test examples)", "",
-                  f"| scheme | method | size | Δ {score} | 95% CI |", "|---|---|---|---|---|"]
-        lines += [f"| {s} | {m} | {n} | {d:+.3f} | [{lo:+.3f}, {hi:+.3f}] |" for (s, m, n), (d, lo, hi) in sorted(diffs.items())]
-        unpaired = sorted({(r["scheme"], r["method"], r["size"]) for r in rows if r["method"] != "onehot_ce"} - set(diffs))
-        if unpaired: lines += ["", "Left out, with no seed in common with one-hot CE: " + ", ".join(f"{s}/{m} n={n}" for s, m, n in unpaired) + "."]
-        lines += ["", save(plot_differences(diffs, ylabel=f"Δ {score} (95% CI)"), "differences.png"), ""]
-    lines += ["## Loc entropy (teacher forced, mean over test loc positions)", "", markdown_table(rows, "loc_entropy", 2), "",
-              save(plot_entropy(rows), "entropy.png"), "",
-              "## Invalid-output rate", "", markdown_table(rows, "invalid_rate"), ""]
-    if has_metric(rows, "acc_expect"):
-        lines += [f"## Greedy against expectation decoding (test {score})", "", "Greedy:", "", markdown_table(rows, "acc"), "",
-                  "Expectation (mean of each loc distribution):", "", markdown_table(rows, "acc_expect"), "",
-                  "Median of each loc distribution:", "", markdown_table(rows, "acc_median"), ""]
-    for metric, title in (("caption_exact", "Caption exactly right"), ("box_recall", "Box recall (any phrase)")):
-        if has_metric(rows, metric): lines += [f"## {title}", "", markdown_table(rows, metric), ""]
-    kinds = [k for k in ("attribute", "contrast", "relation") if has_metric(rows, f"acc_{k}")]
-    if kinds:
-        big = [r for r in rows if r["size"] == sizes[-1]]
-        lines += [f"## Accuracy per expression kind (n={sizes[-1]})", ""]
-        for k in kinds:
-            lines += [f"{k}:", "", markdown_table([r for r in big if not math.isnan(r["metrics"][f"acc_{k}"])], f"acc_{k}"), ""]
-    if any("best_of_acc" in r["metrics"] for r in rows):
-        lines += ["## Best-of-N under sampling (Acc@0.5 of the best sample)", "", markdown_table([r for r in rows if "best_of_acc" in r["metrics"]], "best_of_acc"), ""]
-    if tuned:
-        lines += ["## Tuned hyperparameters (validation pool)", "", "```json", json.dumps(tuned, indent=1), "```", ""]
-        edges = tuned_at_edges(tuned, config["config"]["step_choices"]) if config else []
-        if edges:
-            by_pair = {}
-            for s, m, name, v, cs in edges:
-                by_pair.setdefault((s, m), []).append(f"{name} {v:g} ({'lowest' if v == cs[0] else 'highest'} of {', '.join(f'{c:g}' for c in cs)})")
-            lines += ["Tuned values at an edge of their search choices (the best value may lie beyond them; `soft-grounding probe "
-                      f"--out {out_dir}` scores one step past each, and the next report shows it):", "",
-                      "| scheme | method | at an edge |", "|---|---|---|"] + [f"| {s} | {m} | {'; '.join(v)} |" for (s, m), v in by_pair.items()] + [""]
-        if config and (out_dir / "beyond_grid.jsonl").exists():
-            trials = {"/".join(t[:3]): t[3] for t in beyond_grid_trials(tuned, config["config"]["step_choices"])}
-            probed = {r["probe_id"]: r for r in read_jsonl(out_dir / "beyond_grid.jsonl", repair=False) if r.get("config_hash") == config_hash}
-            probed = {k: r for k, r in probed.items() if trials.get(k) == r["hparams"]}  # the current tuned values' trials only
-            if probed:
-                lines += ["## Beyond the tuning grid (validation pool)", "",
-                          "Each tuned value at an edge of its choices moved one step beyond it, under the tuning's protocol "
-                          "(`soft-grounding probe`); every trial scored at more step counts than the tuning's. The last column "
-                          "is a trial's best score minus the tuned choice's.", "", beyond_grid_table(list(probed.values()), tuned), ""]
-                if len(probed) < len(trials): lines += [f"{len(trials) - len(probed)} trial(s) of the current tuned values are not probed: "
-                                                        f"rerun `soft-grounding probe --out {out_dir}`.", ""]
-        for scheme, by_method in tuned.items():
-            if any(m in by_method for m in ("dip_ce", "dip_gem", "smooth_ce", "gaussian_ce")):
-                lines += [save(plot_labels(by_method, scheme), f"labels-{scheme}.png"), ""]
-    lines += ["## Steps trained", "", "The tuned steps, raised where a run's examples need more for `min_epochs` passes over them.", "",
-              steps_table(rows), ""]
-    train_s = sum(r["timing"]["train_s"] + r["timing"]["eval_s"] for r in rows)
-    lines += ["## Cost", "", f"Training + evaluation time summed over runs: {train_s:.0f} s on {rows[0].get('device')}.", ""]
+    sections = (_report_head(rows, gone, score) + _report_diverged(gone) + _report_discrimination(rows)
+                + _report_differences(rows, score) + _report_distributions(rows, score) + _report_kinds(rows)
+                + _report_tuned(tuned, config, out_dir) + _report_cost(rows))
+    rep = out_dir / "report"
+    rep.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for line in sections:  # a figure is saved beside the report and linked
+        if isinstance(line, tuple):
+            _, fig, name = line
+            fig.savefig(rep / name, dpi=90)
+            plt.close(fig)
+            line = f"![{name}]({name})"
+        lines.append(line)
     path = rep / "report.md"
     path.write_text("\n".join(lines))
     return path

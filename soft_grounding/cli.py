@@ -41,16 +41,20 @@ def info(device:str="auto"):  # the device to check: auto, cpu, cuda, cuda:N or 
 
 # %% ../nbs/12_cli.ipynb #d0a5353d
 @subcommand
-def experiment(out:str="runs/default",  # output directory for results, the report and its plots
-               preset:str="default",  # "default" (the 2x2 on both base models), "full" (every method, 5 seeds, tuned) or "smoke"
-               tune:bool=False,  # redo the tuning on the validation pool instead of using the committed values
-               shard:str=None,  # "i/n": run only shard i of n of the grid
-               methods:str=None,  # comma-separated methods instead of the preset's (e.g. onehot_ce,dip_ce)
-               seeds:int=None,  # number of seeds instead of the preset's
-               task:str=None,  # "ground": grounded captioning instead of the preset's refer
-               device:str="auto",  # auto, cpu, cuda, ...
-               workers:int=None,  # parallel processes (default: one per CPU core, at most 8; one on a GPU); on a CPU the results do not depend on it
-               precision:str="auto"):  # of fine-tuning: auto (bf16 on a GPU that has it, else fp32), bf16 or fp32 (a rerun may change it; rows record it)
+def experiment(
+    out:str="runs/default",  # output directory for results, the report and its plots
+    preset:str="default",  # "default" (the 2x2 on both base models), "full" (every method, 5 seeds, tuned) or "smoke"
+    tune:bool=False,  # redo the tuning on the validation pool instead of using the committed values
+    shard:str=None,  # "i/n": run only shard i of n of the grid
+    methods:str=None,  # comma-separated methods instead of the preset's (e.g. onehot_ce,dip_ce)
+    seeds:int=None,  # number of seeds instead of the preset's
+    task:str=None,  # "ground": grounded captioning instead of the preset's refer
+    device:str="auto",  # auto, cpu, cuda, ...
+    # parallel processes (default: one per CPU core, at most 8; one on a GPU); on a CPU the results do not depend on it
+    workers:int=None,
+    # of fine-tuning: auto (bf16 on a GPU that has it, else fp32), bf16 or fp32 (a rerun may change it; rows record it)
+    precision:str="auto",
+):
     "Run the thesis experiment on the embedded default (the main job)."
     from soft_grounding.experiments import check_methods, run_experiment
     overrides = {}
@@ -59,7 +63,8 @@ def experiment(out:str="runs/default",  # output directory for results, the repo
         if seeds < 1: raise ValueError(f"--seeds is a number of seeds and must be at least 1, got {seeds}")
         overrides["seeds"] = tuple(range(seeds))
     if task is not None: overrides["task"] = task
-    run_experiment(out, preset=preset, tune=tune, shard=shard, device=device, workers=workers, precision=precision, **overrides)
+    run_experiment(out, preset=preset, tune=tune, shard=shard, device=device, workers=workers, precision=precision,
+                   **overrides)
 
 # %% ../nbs/12_cli.ipynb #e97413cb
 @subcommand
@@ -76,12 +81,14 @@ def tune(out:str="runs/tune",  # output directory for the trials (rerun to resum
          task:str=None,  # "ground" to tune grounded captioning
          commit:bool=False,  # merge the result into the committed values
          device:str="auto",  # auto, cpu, cuda, ...
-         workers:int=None,  # parallel processes, each searching one (scheme, method) (default: one per CPU core, at most 8; one on a GPU)
+         # parallel processes, each searching one (scheme, method) (default: one per CPU core, at most 8; one on a GPU)
+         workers:int=None,
          precision:str="auto"):  # of the trials: auto (bf16 on a GPU that has it, else fp32), bf16 or fp32
     "Tune a preset's methods on the validation pool (and commit the chosen values)."
     from soft_grounding.experiments import tune_preset
     overrides = {"task": task} if task else {}
-    tuned = tune_preset(out, preset, schemes.split(",") if schemes else None, commit=commit, device=device, workers=workers, precision=precision, **overrides)
+    tuned = tune_preset(out, preset, schemes.split(",") if schemes else None, commit=commit, device=device,
+                        workers=workers, precision=precision, **overrides)
     print(json.dumps(tuned, indent=1))
 
 # %% ../nbs/12_cli.ipynb #35409ae2
@@ -95,7 +102,8 @@ def probe(out:str="runs/default",  # a sweep's output directory (with sweep.json
     from pathlib import Path
     from soft_grounding.analysis import beyond_grid_table
     from soft_grounding.experiments import probe_beyond_grid, read_json
-    rows = probe_beyond_grid(out, schemes.split(",") if schemes else None, device=device, workers=workers, precision=precision)
+    rows = probe_beyond_grid(out, schemes.split(",") if schemes else None, device=device, workers=workers,
+                             precision=precision)
     print(beyond_grid_table(rows, read_json(Path(out) / "tuned.json")["tuned"]))
 
 # %% ../nbs/12_cli.ipynb #06741f1e
@@ -142,6 +150,7 @@ def main(argv=None):  # the arguments after the command name; `sys.argv[1:]` whe
         print(f"soft-grounding {name}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: sweeps, tuning and pretraining keep what they finished
-        print(f"\nsoft-grounding {name}: stopped; what finished is kept: rerun the same command to resume", file=sys.stderr)
+        print(f"\nsoft-grounding {name}: stopped; what finished is kept: rerun the same command to resume",
+              file=sys.stderr)
         return 130
     return 0

@@ -31,11 +31,14 @@ def grounding_accuracy(pred_boxes,  # [N, 4] predicted pixel xyxy, one per expre
 def expected_positions(scheme:LocScheme,  # the loc scheme
                        dist,  # [n_loc] probabilities over the loc tokens (normalised here)
                        stat:str="mean"):  # "mean" or "median" (per axis)
-    "The expected position of a loc distribution, on the scheme's axes: [1] bin for a `BinScheme`, [2] (row, col) for a `GridScheme`."
+    """The expected position of a loc distribution, on the scheme's axes:
+    [1] bin for a `BinScheme`, [2] (row, col) for a `GridScheme`."""
     check_choice(stat, ("mean", "median"), "stat")
     dist = torch.as_tensor(dist, dtype=torch.float64)
-    if dist.shape != (scheme.n_loc,): raise ValueError(f"expected a distribution over {scheme.n_loc} loc tokens, got shape {tuple(dist.shape)}")
-    if not torch.isfinite(dist).all() or (dist < 0).any() or dist.sum() <= 0: raise ValueError("a loc distribution must be finite, non-negative and not all zero")
+    if dist.shape != (scheme.n_loc,):
+        raise ValueError(f"expected a distribution over {scheme.n_loc} loc tokens, got shape {tuple(dist.shape)}")
+    if not torch.isfinite(dist).all() or (dist < 0).any() or dist.sum() <= 0:
+        raise ValueError("a loc distribution must be finite, non-negative and not all zero")
     dist = dist / dist.sum()
     pos = scheme.positions().double()  # [n_loc, d]
     if stat == "mean": return (dist[:, None] * pos).sum(0)
@@ -51,7 +54,8 @@ def expectation_box(scheme:LocScheme,  # the loc scheme
                     image_size,  # (width, height)
                     stat:str="mean"):  # "mean" or "median"
     "The pixel xyxy box decoded from the expected positions of a box's loc distributions."
-    if len(dists) != scheme.tokens_per_box: raise ValueError(f"a box takes {scheme.tokens_per_box} loc distributions, got {len(dists)}")
+    if len(dists) != scheme.tokens_per_box:
+        raise ValueError(f"a box takes {scheme.tokens_per_box} loc distributions, got {len(dists)}")
     width, height = image_size
     pos = [expected_positions(scheme, d, stat) for d in dists]
     if isinstance(scheme, BinScheme):
@@ -74,7 +78,8 @@ def expectation_box(scheme:LocScheme,  # the loc scheme
 def loc_distribution_stats(probs_loc,  # [N, n_loc] full-vocabulary probabilities of the loc tokens at N loc positions
                            true_index,  # [N] the true loc index at each position
                            distance_matrix):  # [n_loc, n_loc] the scheme's distances
-    "Per-position entropy (nats, of the loc-normalised distribution), mass within 1 and 2 of the truth, expected distance: dict of [N]."
+    """Per-position entropy (nats, of the loc-normalised distribution),
+    mass within 1 and 2 of the truth, expected distance: dict of [N]."""
     probs_loc = torch.as_tensor(probs_loc, dtype=torch.float64)
     true_index = torch.as_tensor(true_index, dtype=torch.long)
     d = torch.as_tensor(distance_matrix, dtype=torch.float64)[true_index]  # [N, n_loc]
@@ -88,7 +93,7 @@ def teacher_forced_loc_stats(model, collator, items,  # formatted items with pro
                              loc_ids,  # [n_loc] token ids of the loc tokens
                              scheme:LocScheme, batch_size:int=64):
     "`loc_distribution_stats` at every loc position of the true answers, under teacher forcing: dict of [positions] tensors."
-    from soft_grounding.training import decoder_input_ids_from_labels, is_encoder_decoder
+    from soft_grounding.models import decoder_input_ids_from_labels, is_encoder_decoder
     model.eval()
     parts, dm = [], scheme.distance_matrix()
     device = next(model.parameters()).device
@@ -128,7 +133,8 @@ def sample_texts(model, tokenizer, collator, items, n:int, max_new_tokens:int, s
     inputs = {k: v.to(device) for k, v in batch.items() if k not in ("labels", "loc_index")}
     out = model.generate(**inputs, do_sample=True, top_k=0, top_p=1.0, temperature=1.0, num_return_sequences=n,
                          max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    start = 1 if getattr(model.config, "is_encoder_decoder", False) else inputs["input_ids"].shape[1]  # decoder start, or the prompt
+    # decoder start, or the prompt
+    start = 1 if getattr(model.config, "is_encoder_decoder", False) else inputs["input_ids"].shape[1]
     new = out[:, start:].tolist()
     skip = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
     texts = [tokenizer.decode([t for t in (seq[:seq.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in seq else seq)
@@ -176,8 +182,10 @@ def evaluate_refer(model, tokenizer, scheme:LocScheme, collator, examples,  # re
             samples = sample_texts(model, tokenizer, collator, items_all[s:s + len(chunk)], best_of, max_new, seed=seed + s)
             for j, (ex, texts) in enumerate(zip(chunk, samples)):
                 boxes = [_first_box(scheme.parse(t, ex.image_size)) for t in texts]
-                records[s + j]["best_of_iou"] = max((box_iou(b, ex.targets[0].box).item() for b in boxes if b is not None), default=0.0)
-    stats = teacher_forced_loc_stats(model, collator, items_all, loc_token_ids(scheme, tokenizer), scheme, batch_size) if loc_stats else None
+                records[s + j]["best_of_iou"] = max((box_iou(b, ex.targets[0].box).item() for b in boxes if b is not None),
+                                                    default=0.0)
+    stats = (teacher_forced_loc_stats(model, collator, items_all, loc_token_ids(scheme, tokenizer), scheme, batch_size)
+             if loc_stats else None)
     return summarise_refer(records, stats, threshold), records
 
 def summarise_refer(records, stats=None, threshold:float=0.5):
@@ -187,7 +195,8 @@ def summarise_refer(records, stats=None, threshold:float=0.5):
     mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")
     out = {"n": n, "acc": mean([r["iou"] >= threshold for r in records]), "mean_iou": mean([r["iou"] for r in records]),
            "invalid_rate": mean([not r["valid"] for r in records]),
-           "acc_expect": mean([r["iou_mean"] >= threshold for r in records]), "mean_iou_expect": mean([r["iou_mean"] for r in records]),
+           "acc_expect": mean([r["iou_mean"] >= threshold for r in records]),
+           "mean_iou_expect": mean([r["iou_mean"] for r in records]),
            "acc_median": mean([r["iou_median"] >= threshold for r in records])}
     for kind in ("attribute", "contrast", "relation"):
         out[f"acc_{kind}"] = mean([r["iou"] >= threshold for r in records if r["kind"] == kind])
@@ -261,11 +270,12 @@ def coco_map(examples,  # detect `Example`s (ground truth: every target, categor
         images.append({"id": i + 1, "width": ex.image_size[0], "height": ex.image_size[1]})
         for t in ex.targets:
             x1, y1, x2, y2 = t.box
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": cat_id[t.category], "bbox": [x1, y1, x2 - x1, y2 - y1],
-                         "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": cat_id[t.category],
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
         for box, score, cat in dets:
             x1, y1, x2, y2 = box
-            results.append({"image_id": i + 1, "category_id": cat_id[cat], "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
+            results.append({"image_id": i + 1, "category_id": cat_id[cat], "bbox": [x1, y1, x2 - x1, y2 - y1],
+                            "score": float(score)})
     out = {"n_images": len(images), "n_gt": len(anns), "n_det": len(results)}
     if not results: return {**out, "map": 0.0, "map_50": 0.0, "map_75": 0.0}
     with contextlib.redirect_stdout(io.StringIO()):
@@ -288,7 +298,9 @@ def duplicate_rate(detections, iou:float=0.9):  # per image, a list of (box, sco
 # %% ../nbs/09_evaluation.ipynb #baec605d
 def evaluate_detect(model, tokenizer, scheme:LocScheme, collator, examples,  # detect `Example`s
                     family:str="default", batch_size:int=64):
-    "COCO mAP (boxes scored by the geometric mean of their loc-token probabilities), duplicate rate and invalid rate. A box's class is its phrase when it names an asked class, else the one asked class; with several asked and no phrase, it is left out and counted."
+    """COCO mAP (boxes scored by the geometric mean of their loc-token probabilities), duplicate rate and invalid rate.
+    A box's class is its phrase when it names an asked class, else the one asked class;
+    with several asked and no phrase, it is left out and counted."""
     from soft_grounding.data.tasks import format_example
     from soft_grounding.models import generate
     detections, skipped, unlabelled = [], 0, 0

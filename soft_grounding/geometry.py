@@ -196,7 +196,8 @@ class BinScheme(LocScheme):
         if self.n_bins < 2: raise ValueError(f"n_bins must be at least 2, got {self.n_bins}")
         for attr, allowed in (("order", ("xyxy", "yxyx")), ("normalise", ("per_axis", "max_side")),
                               ("quantize", ("round", "floor")), ("phrase", ("before", "after", "tagged", None))):
-            if getattr(self, attr) not in allowed: raise ValueError(f"{attr} must be one of {allowed}, got {getattr(self, attr)!r}")
+            if getattr(self, attr) not in allowed:
+                raise ValueError(f"{attr} must be one of {allowed}, got {getattr(self, attr)!r}")
         scale = self.encode_scale if self.encode_scale is not None else self.n_bins - (self.quantize == "round")
         object.__setattr__(self, "encode_scale", scale)
         if self.decode_denominator is None: object.__setattr__(self, "decode_denominator", scale)
@@ -225,7 +226,8 @@ class BinScheme(LocScheme):
                image_size):  # (width, height)
         "The pixel (x1, y1, x2, y2) box that `indices` stand for."
         if len(indices) != 4: raise ValueError(f"a box takes 4 loc indices, got {len(indices)}: {tuple(indices)}")
-        if not all(0 <= int(i) < self.n_bins for i in indices): raise ValueError(f"loc indices {tuple(indices)} are outside [0, {self.n_bins})")
+        if not all(0 <= int(i) < self.n_bins for i in indices):
+            raise ValueError(f"loc indices {tuple(indices)} are outside [0, {self.n_bins})")
         return self._decode(indices, *check_image_size(image_size))
 
     def _decode(self, indices, width, height):
@@ -303,10 +305,12 @@ class GridScheme(LocScheme):
 
     def decode(self, indices,  # 2 cell indices: top-left, bottom-right
                image_size):  # (width, height)
-        "The pixel box of two cells, as transformers' `patch_index_to_coordinate`: cell centres, or whole cells in one row or column."
+        """The pixel box of two cells, as transformers' `patch_index_to_coordinate`:
+        cell centres, or whole cells in one row or column."""
         if len(indices) != 2: raise ValueError(f"a box takes 2 cell indices, got {len(indices)}: {tuple(indices)}")
         ul, lr = (int(i) for i in indices)
-        if not (0 <= ul < self.n_loc and 0 <= lr < self.n_loc): raise ValueError(f"cell indices {(ul, lr)} are outside [0, {self.n_loc})")
+        if not (0 <= ul < self.n_loc and 0 <= lr < self.n_loc):
+            raise ValueError(f"cell indices {(ul, lr)} are outside [0, {self.n_loc})")
         return self._decode((ul, lr), *check_image_size(image_size))
 
     def _decode(self, indices, width, height):
@@ -383,7 +387,8 @@ def kosmos2_grounded_text(segments,  # plain strings and (phrase, [boxes]) pairs
             parts.append(seg)
             continue
         phrase, boxes = seg
-        pairs = "</delimiter_of_multi_objects/>".join(scheme.separator.join(scheme.token(i) for i in scheme.encode(b, image_size)) for b in boxes)
+        pairs = "</delimiter_of_multi_objects/>".join(
+            scheme.separator.join(scheme.token(i) for i in scheme.encode(b, image_size)) for b in boxes)
         parts.append(f"<phrase>{phrase}</phrase>{scheme.wrap[0]}{pairs}{scheme.wrap[1]}")
     return "".join(parts)
 
@@ -408,7 +413,8 @@ def florence2_od_text(objects, image_size, scheme:BinScheme=FLORENCE2):  # (box,
 
 def parse_florence2(text:str, image_size, scheme:BinScheme=FLORENCE2):
     "The boxes and labels (phrases) of a Florence-2 `<OD>` or phrase-grounding answer; never raises."
-    return scheme.parse(text.replace("<s>", "").replace("</s>", "").replace("<pad>", "") if isinstance(text, str) else text, image_size)
+    return scheme.parse(
+        text.replace("<s>", "").replace("</s>", "").replace("<pad>", "") if isinstance(text, str) else text, image_size)
 
 # %% ../nbs/01_geometry.ipynb #dce73e10
 def loc_token_ids(scheme:LocScheme,  # the location scheme

@@ -26,7 +26,8 @@ def label_params(kind:str="dip",  # one of `LABEL_KINDS`
     check_choice(kind, LABEL_KINDS, "label kind")
     unknown = set(params) - set(LABEL_DEFAULTS[kind])
     if unknown:
-        raise ValueError(f"label kind {kind!r} takes {sorted(LABEL_DEFAULTS[kind]) or 'no parameters'}, got unknown {sorted(unknown)}")
+        raise ValueError(f"label kind {kind!r} takes {sorted(LABEL_DEFAULTS[kind]) or 'no parameters'}, "
+                         f"got unknown {sorted(unknown)}")
     p = {**LABEL_DEFAULTS[kind], **params}
     checks = {"eps": (lambda v: 0 <= v <= 1, "in [0, 1]"), "power": (lambda v: v >= 0, ">= 0"),
               "scale": (lambda v: v > 0, "> 0"), "radius": (lambda v: v is None or v >= 0, ">= 0 or None"),

@@ -28,9 +28,11 @@ def _check_beta(beta):
         raise ValueError(f"beta must lie in (0, 1], got {beta!r}")
 
 def _check_labels(logits, labels, ignore_index:int):
-    "Raise a `ValueError` unless `labels` has the shape of `logits` without its last dimension and every label is a token or `ignore_index`."
+    """Raise a `ValueError` unless `labels` has the shape of `logits` without its last dimension
+    and every label is a token or `ignore_index`."""
     if tuple(labels.shape) != tuple(logits.shape[:-1]):
-        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match logits of shape {tuple(logits.shape)}: expected {tuple(logits.shape[:-1])}")
+        raise ValueError(f"labels of shape {tuple(labels.shape)} do not match logits of shape {tuple(logits.shape)}: "
+                         f"expected {tuple(logits.shape[:-1])}")
     vocab = logits.shape[-1]
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= vocab))
     if bad.any():
@@ -142,11 +144,13 @@ def _soft_kernel(z, t, cols, gem:bool, beta:float=1.0, h:str="linear", mean_fiel
     return loss, grad, lse
 
 def _kl_extra(z_t, t, lse, alpha:float):
-    "DIST2Loss's alpha * KL(t || p) for the target columns z_t of rows with logsumexp lse, and its gradient there without the alpha * p part."
+    """DIST2Loss's alpha * KL(t || p) for the target columns z_t of rows with logsumexp lse,
+    and its gradient there without the alpha * p part."""
     return alpha * (torch.special.xlogy(t, t).sum(-1) - _rowdot(t, z_t) + lse), -alpha * t
 
 def _ntl_extra(z_loc, k, positions, distances, kind:str, lam:float):
-    "lam * Number Token Loss over the loc sub-vocabulary (z_loc [n, n_loc], true loc indices k) and its gradient on those columns."
+    """lam * Number Token Loss over the loc sub-vocabulary (z_loc [n, n_loc], true loc indices k)
+    and its gradient on those columns."""
     p = torch.softmax(z_loc, -1)
     if kind == "was":  # expected distance to the truth: the Wasserstein-1 distance to a one-hot
         loss = _rowdot(p, distances)
@@ -224,7 +228,8 @@ def dist2_loss(logits,  # [..., n_loc] logits over the loc tokens
                tau:float=1.0,  # Laplace scale, in bins or cells
                ignore_index:int=-100, reduction:str="mean", num_items_in_batch=None):
     "DIST2Loss: CE + alpha * KL(Laplace target || p) over the loc sub-vocabulary."
-    if logits.shape[-1] != scheme.n_loc: raise ValueError(f"logits have {logits.shape[-1]} columns; {scheme.name} has {scheme.n_loc} loc tokens")
+    if logits.shape[-1] != scheme.n_loc:
+        raise ValueError(f"logits have {logits.shape[-1]} columns; {scheme.name} has {scheme.n_loc} loc tokens")
     _check_labels(logits, labels, ignore_index)
     if alpha < 0: raise ValueError(f"alpha must be >= 0, got {alpha}")
     valid = labels != ignore_index
@@ -232,7 +237,8 @@ def dist2_loss(logits,  # [..., n_loc] logits over the loc tokens
     table = soft_label_table(scheme, "laplace", dtype=z.dtype, tau=tau).to(z.device)
     loss, grad, lse = _onehot_kernel(z, y, gem=False)
     extra, grad_t = _kl_extra(z, table[y], lse, alpha)
-    grad.mul_(1 + alpha).scatter_add_(-1, y[:, None], torch.full_like(y[:, None], alpha, dtype=z.dtype)).add_(grad_t)  # + alpha (p - t)
+    grad.mul_(1 + alpha).scatter_add_(
+        -1, y[:, None], torch.full_like(y[:, None], alpha, dtype=z.dtype)).add_(grad_t)  # + alpha (p - t)
     return _finish(logits, valid, loss + extra, grad, reduction, num_items_in_batch)
 
 def ntl_loss(logits,  # [..., n_loc] logits over the loc tokens
@@ -243,7 +249,8 @@ def ntl_loss(logits,  # [..., n_loc] logits over the loc tokens
              ignore_index:int=-100, reduction:str="mean", num_items_in_batch=None):
     "CE + lam * Number Token Loss over the loc sub-vocabulary."
     check_choice(kind, NTL_KINDS, "NTL kind")
-    if logits.shape[-1] != scheme.n_loc: raise ValueError(f"logits have {logits.shape[-1]} columns; {scheme.name} has {scheme.n_loc} loc tokens")
+    if logits.shape[-1] != scheme.n_loc:
+        raise ValueError(f"logits have {logits.shape[-1]} columns; {scheme.name} has {scheme.n_loc} loc tokens")
     _check_labels(logits, labels, ignore_index)
     if lam < 0: raise ValueError(f"lam must be >= 0, got {lam}")
     valid = labels != ignore_index
@@ -270,7 +277,7 @@ class LossConfig:
     ntl: str = "was"  # Number Token Loss: "was" or "mse"
     lam: float = 0.3  # Number Token Loss weight
     normalise: str = "full"  # loc positions' softmax over the "full" vocabulary or the "loc" sub-vocabulary
-    chunk_size: int | None = 0  # rows per chunk: 0 picks one (about 4M logits on a CPU, 64M on a GPU), None takes all rows at once
+    chunk_size: int | None = 0  # rows per chunk: 0 picks one (about 4M logits on a CPU, 64M on a GPU), None takes all
     ignore_index: int = -100  # label of positions that do not count
 
     def __post_init__(self):
@@ -302,7 +309,8 @@ class GroundingLoss:
         cfg = self.config
         f64 = torch.float64  # built once in float64, cast to the logits' compute dtype on first use
         self._tables = {"distances": scheme.distance_matrix().to(f64), "positions": scheme.positions().to(f64)}
-        if cfg.loss in ("soft_ce", "soft_gem"): self._tables["target"] = soft_label_table(scheme, cfg.target, f64, **cfg.target_params)
+        if cfg.loss in ("soft_ce", "soft_gem"):
+            self._tables["target"] = soft_label_table(scheme, cfg.target, f64, **cfg.target_params)
         if cfg.loss == "dist2": self._tables["laplace"] = soft_label_table(scheme, "laplace", f64, tau=cfg.tau)
         self._lookup = torch.full((int(self.loc_ids.max()) + 1,), -1, dtype=torch.long)
         self._lookup[self.loc_ids] = torch.arange(scheme.n_loc)
@@ -329,7 +337,8 @@ class GroundingLoss:
             loss, grad, lse = _onehot_kernel(zz, y_col, gem, cfg.beta, cfg.h)
             if cfg.loss == "dist2":
                 extra, grad_t = _kl_extra(z_loc, tab["laplace"][k], lse, cfg.alpha)
-                grad.mul_(1 + cfg.alpha).scatter_add_(-1, y_col[:, None], torch.full_like(y_col[:, None], cfg.alpha, dtype=z.dtype))
+                grad.mul_(1 + cfg.alpha).scatter_add_(-1, y_col[:, None],
+                                                      torch.full_like(y_col[:, None], cfg.alpha, dtype=z.dtype))
                 _add_at(grad, cols, grad_t)
                 loss = loss + extra
             elif cfg.loss == "ntl":
@@ -343,7 +352,8 @@ class GroundingLoss:
         p_loc = torch.softmax(z_loc, -1)
         stats = {"ce": (lse_full - z.gather(-1, y[:, None]).squeeze(-1)).sum(),
                  "loc_entropy": -torch.special.xlogy(p_loc, p_loc).sum(),
-                 "loc_mass_1": (torch.exp(z_loc - lse[:, None]) * (tab["distances"][k] <= 1)).sum()}  # p under the loss's normalisation
+                 "loc_mass_1": (torch.exp(z_loc - lse[:, None])  # p under the loss's normalisation
+                                * (tab["distances"][k] <= 1)).sum()}
         return loss, grad, stats
 
     def __call__(self, logits,  # [B, T, V] (or [..., V]) aligned logits
@@ -353,7 +363,8 @@ class GroundingLoss:
         cfg = self.config
         _check_labels(logits, labels, cfg.ignore_index)
         vocab = logits.shape[-1]
-        if int(self.loc_ids.max()) >= vocab: raise ValueError(f"loc token id {int(self.loc_ids.max())} is outside the logits' vocabulary of {vocab}")
+        if int(self.loc_ids.max()) >= vocab:
+            raise ValueError(f"loc token id {int(self.loc_ids.max())} is outside the logits' vocabulary of {vocab}")
         dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
         tab = self._device_tables(logits.device, dtype)
         flat, y = logits.detach().reshape(-1, vocab), labels.reshape(-1)
@@ -362,7 +373,8 @@ class GroundingLoss:
         k = torch.where(valid & (y < len(lookup)), lookup[y.clamp(0, len(lookup) - 1)], torch.full_like(y, -1))
         text_rows, loc_rows = (valid & (k < 0)).nonzero().squeeze(-1), (k >= 0).nonzero().squeeze(-1)
         n_valid = len(text_rows) + len(loc_rows)
-        count = torch.as_tensor(n_valid if num_items_in_batch is None else num_items_in_batch, dtype=dtype, device=logits.device).clamp(min=1)
+        count = torch.as_tensor(n_valid if num_items_in_batch is None else num_items_in_batch,
+                                dtype=dtype, device=logits.device).clamp(min=1)
         need_grad = logits.requires_grad and torch.is_grad_enabled()
         if need_grad:
             grad = torch.empty_like(flat)

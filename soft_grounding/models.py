@@ -18,12 +18,14 @@ __all__ = ['DEFAULT_SCHEMES', 'SPECIAL_TOKENS', 'FAMILY_SPECIALS', 'KOSMOS2_TAGS
            'default_words', 'default_tokenizer', 'default_model_config', 'sincos_table', 'build_default_model',
            'count_parameters', 'pixel_values', 'paligemma_collator', 'load_paligemma', 'PaliGemmaProcessorCollator',
            'family_tokenizer', 'kosmos2_tokenizer', 'florence2_tokenizer', 'build_tiny_kosmos2', 'build_tiny_florence2',
-           'Kosmos2ProcessorCollator', 'Florence2ProcessorCollator', 'load_kosmos2', 'load_florence2', 'generate',
-           'save_default_model', 'load_default_model', 'base_model_dir', 'load_base_model']
+           'Kosmos2ProcessorCollator', 'Florence2ProcessorCollator', 'is_encoder_decoder',
+           'decoder_input_ids_from_labels', 'load_kosmos2', 'load_florence2', 'generate', 'save_default_model',
+           'load_default_model', 'base_model_dir', 'load_base_model']
 
 # %% ../nbs/07_models.ipynb #ba28388a
 DEFAULT_SCHEMES = {"A": BinScheme("default-a", 64, "<loc{:02d}>", order="yxyx"),  # 64 bins per axis, y1 x1 y2 x2
-                   "B": GridScheme("default-b", 32, "<cell{:04d}>", wrap=("", ""))}  # a 32x32 grid, top-left and bottom-right cells
+                   "B": GridScheme("default-b", 32, "<cell{:04d}>",
+                                   wrap=("", ""))}  # a 32x32 grid, top-left and bottom-right cells
 
 # %% ../nbs/07_models.ipynb #a5a9d994
 SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>", "<image>")
@@ -32,7 +34,8 @@ def default_words():
     "The words of the synthetic world and of the default prompts, in a fixed order."
     from soft_grounding.data.synthetic import COLOURS, RELATIONS, SHAPES, SIZES
     relation_words = [w for r in RELATIONS for w in r.split()]
-    words = ["caption", "detect", "refer", "ground", "a", "the", "and", "larger", "smaller", ";", *SIZES, *COLOURS, *SHAPES, *relation_words]
+    words = ["caption", "detect", "refer", "ground", "a", "the", "and", "larger", "smaller", ";",
+             *SIZES, *COLOURS, *SHAPES, *relation_words]
     return list(dict.fromkeys(words))
 
 def default_tokenizer(scheme:LocScheme,  # the loc tokens to add
@@ -76,7 +79,8 @@ def sincos_table(positions,  # [n, d] positions (1-D bins: d = 1; grid cells: d 
     n, dims = positions.shape
     per_dim = width // dims
     freqs = 1.0 / (10000 ** (torch.arange(per_dim // 2, dtype=torch.float32) / max(per_dim // 2, 1)))
-    parts = [torch.cat([torch.sin(positions[:, d:d + 1] * freqs), torch.cos(positions[:, d:d + 1] * freqs)], -1) for d in range(dims)]
+    parts = [torch.cat([torch.sin(positions[:, d:d + 1] * freqs), torch.cos(positions[:, d:d + 1] * freqs)], -1)
+             for d in range(dims)]
     table = torch.cat(parts, -1)
     return torch.nn.functional.pad(table, (0, width - table.shape[1]))
 
@@ -140,7 +144,8 @@ class PaliGemmaProcessorCollator:
         side, tok.padding_side = tok.padding_side, "left" if for_generation else "right"
         try:
             kwargs = {} if for_generation else {"suffix": [item["answer"] for item in items]}
-            batch = dict(self.processor(images=[item["image"] for item in items], text=["<image>" * 1 + item["prompt"] for item in items],
+            batch = dict(self.processor(images=[item["image"] for item in items],
+                                        text=["<image>" * 1 + item["prompt"] for item in items],
                                         return_tensors="pt", padding="longest", **kwargs))
         finally: tok.padding_side = side
         if not for_generation:
@@ -151,21 +156,24 @@ class PaliGemmaProcessorCollator:
 FAMILY_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # ids 0-3 in both the Kosmos-2 (XLM-R) and the Florence-2 (BART) vocabulary
 KOSMOS2_TAGS = ("</doc>", "<image>", "</image>", "</chunk>", "</line>", "<phrase>", "</phrase>", "<object>", "</object>",
                 "</delimiter_of_multi_objects/>", "<grounding>")  # the tag tokens Kosmos2Processor adds, in its order
+# what Florence2Processor makes of the tasks we use
 FLORENCE2_PROMPTS = {"<CAPTION>": "What does the image describe?",
                      "<OD>": "Locate the objects with category name in the image.",
-                     "<CAPTION_TO_PHRASE_GROUNDING>": "Locate the phrases in the caption: {input}"}  # what Florence2Processor makes of the tasks we use
+                     "<CAPTION_TO_PHRASE_GROUNDING>": "Locate the phrases in the caption: {input}"}
 
 def family_tokenizer(words,  # the word vocabulary
                      added_tokens=(),  # tags and loc tokens: they split out anywhere and take the space before them
                      image_token:str|None=None):  # the token a processor repeats for the image (Florence-2: "<image>")
-    "A word-level tokenizer that encodes and decodes like a sentencepiece one: `FAMILY_SPECIALS`, `▁word` pieces, `added_tokens`."
+    """A word-level tokenizer that encodes and decodes like a sentencepiece one:
+    `FAMILY_SPECIALS`, `▁word` pieces, `added_tokens`."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
     pieces = ["▁"] + [f"▁{w}" for w in dict.fromkeys(words)]
     backend = Tokenizer(models.WordLevel({t: i for i, t in enumerate([*FAMILY_SPECIALS, *pieces])}, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always")
     backend.decoder = decoders.Metaspace(prepend_scheme="always")
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", pad_token="<pad>", eos_token="</s>",
+                                        unk_token="<unk>",
                                         extra_special_tokens={"image_token": image_token} if image_token else {})
     tokenizer.add_tokens([AddedToken(t, lstrip=True, rstrip=False, normalized=False) for t in added_tokens])
     return tokenizer
@@ -192,11 +200,11 @@ def build_tiny_kosmos2(image_size:int=32,  # the processor's output side, the vi
     tokenizer = kosmos2_tokenizer(words)
     square = {"height": image_size, "width": image_size}
     processor = Kosmos2Processor(CLIPImageProcessorPil(size=square, crop_size=square), tokenizer)
-    text = dict(vocab_size=len(tokenizer), embed_dim=width, layers=layers, ffn_dim=2 * width, attention_heads=4, max_position_embeddings=512,
-                dropout=0.0, attention_dropout=0.0, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id)
-    vision = dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers, num_attention_heads=4, image_size=image_size,
-                  patch_size=8)
+    text = dict(vocab_size=len(tokenizer), embed_dim=width, layers=layers, ffn_dim=2 * width, attention_heads=4,
+                max_position_embeddings=512, dropout=0.0, attention_dropout=0.0, pad_token_id=tokenizer.pad_token_id,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    vision = dict(hidden_size=width, intermediate_size=2 * width, num_hidden_layers=layers, num_attention_heads=4,
+                  image_size=image_size, patch_size=8)
     config = Kosmos2Config(text_config=text, vision_config=vision, latent_query_num=processor.num_image_tokens)
     torch.manual_seed(seed)
     return Kosmos2ForConditionalGeneration(config), processor
@@ -210,7 +218,8 @@ def build_tiny_florence2(image_size:int=32,  # the processor's output side, the 
     from transformers import CLIPImageProcessorPil, Florence2Config, Florence2ForConditionalGeneration, Florence2Processor
     tokenizer = florence2_tokenizer(words)
     vision = dict(depths=(1, 1), patch_size=(7, 3), patch_stride=(4, 2), patch_padding=(3, 1), patch_prenorm=(False, True),
-                  embed_dim=(width // 2, width), num_heads=(2, 4), num_groups=(2, 4), window_size=4, drop_path_rate=0.0, projection_dim=width)
+                  embed_dim=(width // 2, width), num_heads=(2, 4), num_groups=(2, 4), window_size=4, drop_path_rate=0.0,
+                  projection_dim=width)
     text = dict(model_type="bart", vocab_size=len(tokenizer), d_model=width, encoder_layers=layers, decoder_layers=layers,
                 encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * width, decoder_ffn_dim=2 * width,
                 max_position_embeddings=512, dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
@@ -222,7 +231,8 @@ def build_tiny_florence2(image_size:int=32,  # the processor's output side, the 
     with torch.no_grad():  # the number of image features this tower makes from one image
         n_image_tokens = model.get_image_features(torch.zeros(1, 3, image_size, image_size)).pooler_output.shape[1]
     square = {"height": image_size, "width": image_size}
-    images = CLIPImageProcessorPil(size=square, crop_size=square, do_center_crop=False, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    images = CLIPImageProcessorPil(size=square, crop_size=square, do_center_crop=False,
+                                   image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
     images.image_seq_length = n_image_tokens
     return model, Florence2Processor(images, tokenizer)
 
@@ -230,7 +240,8 @@ def build_tiny_florence2(image_size:int=32,  # the processor's output side, the 
 def _pad(rows, value:int, left:bool=False):
     "Lists of ids as one LongTensor [len(rows), longest], padded with `value` on the right (or the left)."
     width = max(map(len, rows))
-    return torch.tensor([[value] * (width - len(r)) + r if left else r + [value] * (width - len(r)) for r in rows], dtype=torch.long)
+    return torch.tensor([[value] * (width - len(r)) + r if left else r + [value] * (width - len(r)) for r in rows],
+                        dtype=torch.long)
 
 def _with_loc_index(batch, loc_ids):
     "`batch` with `loc_index`: the loc index of each label, -1 elsewhere."
@@ -243,7 +254,8 @@ def _process(processor, items):
     if not items: raise ValueError("cannot collate an empty batch")
     tokenizer = processor.tokenizer
     side, tokenizer.padding_side = tokenizer.padding_side, "right"
-    try: return processor(images=[item["image"] for item in items], text=[item["prompt"] for item in items], padding="longest", return_tensors="pt")
+    try: return processor(images=[item["image"] for item in items], text=[item["prompt"] for item in items],
+                          padding="longest", return_tensors="pt")
     finally: tokenizer.padding_side = side
 
 class Kosmos2ProcessorCollator:
@@ -258,18 +270,21 @@ class Kosmos2ProcessorCollator:
         ids, image_mask, labels = [], [], []
         for k, item in enumerate(items):
             n = int(encoded["attention_mask"][k].sum())
-            answer = [] if for_generation else tokenizer(item["answer"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            answer = [] if for_generation else (tokenizer(item["answer"], add_special_tokens=False)["input_ids"]
+                                                 + [tokenizer.eos_token_id])
             ids.append(encoded["input_ids"][k, :n].tolist() + answer)
             image_mask.append(encoded["image_embeds_position_mask"][k, :n].tolist() + [0] * len(answer))
             labels.append([-100] * n + answer)
-        batch = {"input_ids": _pad(ids, tokenizer.pad_token_id, for_generation), "attention_mask": _pad([[1] * len(r) for r in ids], 0, for_generation),
+        batch = {"input_ids": _pad(ids, tokenizer.pad_token_id, for_generation),
+                 "attention_mask": _pad([[1] * len(r) for r in ids], 0, for_generation),
                  "image_embeds_position_mask": _pad(image_mask, 0, for_generation), "pixel_values": encoded["pixel_values"]}
         if for_generation: return batch
         batch["labels"] = _pad(labels, -100)
         return _with_loc_index(batch, self.loc_ids)
 
 class Florence2ProcessorCollator:
-    "Formatted items through a `Florence2Processor` (the encoder's input), with decoder labels `<s>` answer `</s>` and `loc_index`."
+    """Formatted items through a `Florence2Processor` (the encoder's input),
+    with decoder labels `<s>` answer `</s>` and `loc_index`."""
     def __init__(self, processor, scheme:LocScheme|None=None):  # scheme: `geometry.FLORENCE2` when None
         from soft_grounding.geometry import FLORENCE2
         self.processor, self.loc_ids = processor, loc_token_ids(scheme or FLORENCE2, processor.tokenizer)
@@ -281,6 +296,28 @@ class Florence2ProcessorCollator:
         answers = [tokenizer(item["answer"], add_special_tokens=False)["input_ids"] for item in items]
         batch["labels"] = _pad([[tokenizer.bos_token_id, *a, tokenizer.eos_token_id] for a in answers], -100)
         return _with_loc_index(batch, self.loc_ids)
+
+# %% ../nbs/07_models.ipynb #49ba9b04
+def _unwrap(model):
+    "The transformers model inside DDP / peft wrappers."
+    if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)): model = model.module
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+def is_encoder_decoder(model):
+    "Whether `model` (bare, or wrapped by peft or DDP) is an encoder-decoder, whose labels are not shifted."
+    return bool(getattr(_unwrap(model).config, "is_encoder_decoder", False))
+
+def decoder_input_ids_from_labels(labels,  # LongTensor [B, T], -100 where ignored
+                                  config):  # the model's config (its decoder start and pad ids)
+    "The decoder inputs of an encoder-decoder for `labels`: start token, then the labels shifted right, -100 as pad: [B, T]."
+    text = config.get_text_config(decoder=True)
+    start, pad = text.decoder_start_token_id, text.pad_token_id
+    if start is None or pad is None:
+        raise ValueError(f"{type(config).__name__} has no decoder_start_token_id / pad_token_id "
+                         "to build decoder inputs from")
+    shifted = labels.new_full(labels.shape, start)
+    shifted[:, 1:] = labels[:, :-1]
+    return shifted.masked_fill(shifted == -100, pad)
 
 # %% ../nbs/07_models.ipynb #45e3fe2a
 LORA_TARGETS = {"default": ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),  # Gemma
@@ -331,7 +368,8 @@ def generate(model, tokenizer, scheme:LocScheme, collator, items,  # dicts with 
     gen = model.generate(**{k: v.to(device) for k, v in batch.items()}, max_new_tokens=max_new_tokens, num_beams=num_beams,
                          do_sample=False, output_logits=True, return_dict_in_generate=True,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    start = 1 if getattr(model.config, "is_encoder_decoder", False) else batch["input_ids"].shape[1]  # the decoder start token, or the prompt
+    # the decoder start token, or the prompt
+    start = 1 if getattr(model.config, "is_encoder_decoder", False) else batch["input_ids"].shape[1]
     new = gen.sequences[:, start:].cpu()
     logits = torch.stack(gen.logits, 1).float().cpu()  # [B x beams, steps, V]: raw logits of every running sequence
     rows_of = gen.beam_indices.cpu() if num_beams > 1 else torch.arange(len(items))[:, None].expand(-1, logits.shape[1])
@@ -368,7 +406,8 @@ def load_default_model(path, dtype=None):
     if not path.is_dir(): raise ValueError(f"model directory not found: {path}")
     if not (path / "tokenizer.json").is_file(): raise ValueError(f"model directory {path} has no tokenizer (tokenizer.json)")
     if not (path / "scheme.json").is_file(): raise ValueError(f"model directory {path} has no scheme.json")
-    scheme = DEFAULT_SCHEMES[check_choice(json.loads((path / "scheme.json").read_text())["scheme"], tuple(DEFAULT_SCHEMES), "scheme")]
+    scheme = DEFAULT_SCHEMES[check_choice(json.loads((path / "scheme.json").read_text())["scheme"],
+                                          tuple(DEFAULT_SCHEMES), "scheme")]
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
     loc_token_ids(scheme, tokenizer)  # raises, naming missing loc tokens
     model = PaliGemmaForConditionalGeneration.from_pretrained(path, local_files_only=True, dtype=dtype)
@@ -382,7 +421,8 @@ def base_model_dir(scheme_name:str="A"):  # "A" or "B"
     path = Path(soft_grounding.__file__).parent / "assets" / f"default-{scheme_name.lower()}"
     if not (path / "model.safetensors").is_file():
         raise ValueError(f"no base model for scheme {scheme_name} is shipped in {path}; make one with "
-                         f"`soft-grounding pretrain --scheme {scheme_name} --out runs/pretrain-{scheme_name.lower()}` and copy its model/ there")
+                         f"`soft-grounding pretrain --scheme {scheme_name} --out runs/pretrain-{scheme_name.lower()}` "
+                         "and copy its model/ there")
     return path
 
 def load_base_model(scheme_name:str="A", dtype=None):

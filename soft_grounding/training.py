@@ -17,11 +17,11 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from .core import check_choice, default_device, seed_everything, versions
 from .losses import GroundingLoss, LossConfig
+from .models import _unwrap, decoder_input_ids_from_labels, is_encoder_decoder
 
 # %% auto #0
-__all__ = ['pick_precision', 'TrainingConfig', 'apply_lora', 'is_encoder_decoder', 'decoder_input_ids_from_labels',
-           'NonFiniteError', 'locate_nonfinite', 'NonFiniteGuard', 'GroundingTrainer', 'ItemDataset', 'StopAfter',
-           'train', 'detect_accuracy', 'pretrain']
+__all__ = ['pick_precision', 'TrainingConfig', 'apply_lora', 'NonFiniteError', 'locate_nonfinite', 'NonFiniteGuard',
+           'GroundingTrainer', 'ItemDataset', 'StopAfter', 'train', 'detect_accuracy', 'pretrain']
 
 # %% ../nbs/08_training.ipynb #d79b787b
 def pick_precision(device):  # a torch.device or device string
@@ -70,7 +70,8 @@ def apply_lora(model, r:int=8, alpha:int=16, targets=("q_proj", "v_proj"), loc_t
     from peft import LoraConfig, get_peft_model
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
     missing = [t for t in targets if t not in names]
-    if missing: raise ValueError(f"LoRA targets {missing} match no module of {type(model).__name__}; module names include {sorted(names)[:12]}")
+    if missing: raise ValueError(f"LoRA targets {missing} match no module of {type(model).__name__}; "
+                                 f"module names include {sorted(names)[:12]}")
     kwargs = {}
     if loc_token_ids is not None:
         embedding = model.get_input_embeddings()
@@ -79,11 +80,6 @@ def apply_lora(model, r:int=8, alpha:int=16, targets=("q_proj", "v_proj"), loc_t
     return get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0, **kwargs))
 
 # %% ../nbs/08_training.ipynb #083b5f1c
-def _unwrap(model):
-    "The transformers model inside DDP / peft wrappers."
-    if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)): model = model.module
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
 def _keeps_logits(model):
     "Whether the model's forward takes `logits_to_keep` (transformers' causal LMs and VLMs do)."
     import inspect
@@ -94,22 +90,9 @@ def _first_labelled(labels, ignore_index:int=-100):
     counted = (labels != ignore_index).any(0).nonzero()
     return int(counted[0]) if len(counted) else labels.shape[1]
 
-def is_encoder_decoder(model):
-    "Whether `model` (bare, or wrapped by peft or DDP) is an encoder-decoder, whose labels are not shifted."
-    return bool(getattr(_unwrap(model).config, "is_encoder_decoder", False))
-
-def decoder_input_ids_from_labels(labels,  # LongTensor [B, T], -100 where ignored
-                                  config):  # the model's config (its decoder start and pad ids)
-    "The decoder inputs of an encoder-decoder for `labels`: start token, then the labels shifted right, -100 as pad: [B, T]."
-    text = config.get_text_config(decoder=True)
-    start, pad = text.decoder_start_token_id, text.pad_token_id
-    if start is None or pad is None: raise ValueError(f"{type(config).__name__} has no decoder_start_token_id / pad_token_id to build decoder inputs from")
-    shifted = labels.new_full(labels.shape, start)
-    shifted[:, 1:] = labels[:, :-1]
-    return shifted.masked_fill(shifted == -100, pad)
-
 class NonFiniteError(FloatingPointError):
-    "Training stopped before applying NaN or infinite gradients, or after a last step whose weights give a non-finite loss; `step` is that step."
+    """Training stopped before applying NaN or infinite gradients,
+    or after a last step whose weights give a non-finite loss; `step` is that step."""
     step: int = None
 
 def _float_tensors(x):
@@ -119,32 +102,40 @@ def _float_tensors(x):
     return [t for v in x for t in _float_tensors(v)] if isinstance(x, (tuple, list)) else []
 
 def locate_nonfinite(trainer, model, inputs):
-    "Replay one batch with hooks; says where NaN or infinite values start: the first module whose output is not finite, or (a finite forward pass) the module latest in the forward pass whose parameters get non-finite gradients."
+    """Replay one batch with hooks; says where NaN or infinite values start:
+    the first module whose output is not finite, or (a finite forward pass)
+    the module latest in the forward pass whose parameters get non-finite gradients."""
     names, order, first = {m: n for n, m in model.named_modules()}, {}, []
     def hook(module, args, output):
         order[names[module]] = len(order)  # completion order (a module called twice: its last call)
-        if not first and any(not torch.isfinite(t).all() for t in _float_tensors(output)): first.append(names[module] or "the model")
+        if not first and any(not torch.isfinite(t).all() for t in _float_tensors(output)):
+            first.append(names[module] or "the model")
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     model.zero_grad(set_to_none=True)
     try:
         with trainer.accelerator.autocast(): loss = trainer.compute_loss(model, dict(inputs))
         if first: return f"replaying the step's last batch, the first module output that is not finite is {first[0]}'s"
-        if not torch.isfinite(loss): return f"replaying the step's last batch, every module output is finite but the loss is {loss.item()}"
+        if not torch.isfinite(loss):
+            return f"replaying the step's last batch, every module output is finite but the loss is {loss.item()}"
         loss.backward()
     finally:
         for h in handles: h.remove()
     bad = {n.rpartition(".")[0] for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()}
     if not bad: return "replaying the step's last batch gives finite gradients (it does not reproduce)"
     start = max(bad, key=lambda n: order.get(n, -1))
-    return f"replaying the step's last batch, the forward pass is finite (loss {loss.item():.4g}) and the non-finite gradients start at {start} ({len(bad)} modules in all)"
+    return (f"replaying the step's last batch, the forward pass is finite (loss {loss.item():.4g}) "
+            f"and the non-finite gradients start at {start} ({len(bad)} modules in all)")
 
 def _distributed():
     "Is this one of several processes (DDP)?"
     return torch.distributed.is_available() and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1
 
 class NonFiniteGuard(TrainerCallback):
-    "Stop with a `NonFiniteError` before the optimiser step whose gradients are NaN or infinite (the weights stay finite and the checkpoints so far are kept), or after the last step if its weights give a non-finite loss."
-    def __init__(self, trainer=None): self.trainer, self.lr = trainer, None  # a `GroundingTrainer`: its last loss goes into the message
+    """Stop with a `NonFiniteError` before the optimiser step whose gradients are NaN or infinite
+    (the weights stay finite and the checkpoints so far are kept),
+    or after the last step if its weights give a non-finite loss."""
+    def __init__(self, trainer=None):  # a `GroundingTrainer`: its last loss goes into the message
+        self.trainer, self.lr = trainer, None
     def on_pre_optimizer_step(self, args, state, control, model=None, lr_scheduler=None, **kwargs):
         self.lr = lr_scheduler.get_last_lr()[0] if lr_scheduler is not None else args.learning_rate  # the rate this step applies
         grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -166,11 +157,14 @@ class NonFiniteGuard(TrainerCallback):
         raise error
 
     def _advice(self, args):
-        if args.bf16: return "Rerun with precision='fp32' (a rerun resumes from the last checkpoint) or, in a new output directory, with a lower learning rate"
+        if args.bf16:
+            return ("Rerun with precision='fp32' (a rerun resumes from the last checkpoint) "
+                    "or, in a new output directory, with a lower learning rate")
         return "Rerun in a new output directory with a lower learning rate"
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        "The last step's update is checked too: its gradients were finite, but the weights it made must give a finite loss on its batch."
+        """The last step's update is checked too: its gradients were finite,
+        but the weights it made must give a finite loss on its batch."""
         replay = getattr(self.trainer, "last_inputs", None)
         if replay is None or model is None or state.global_step == 0: return
         was, kept = model.training, (self.trainer._stats, self.trainer.last_loss)
@@ -189,12 +183,16 @@ class NonFiniteGuard(TrainerCallback):
         where = "" if distributed else f"; {locate_nonfinite(self.trainer, model, replay)}"
         ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         aside, k = ckpt.with_name(ckpt.name + ".nonfinite"), 1
-        while aside.exists(): k += 1; aside = ckpt.with_name(f"{ckpt.name}.nonfinite{k}")  # an earlier broken run's is kept too
-        if ckpt.is_dir() and state.is_world_process_zero: ckpt.rename(aside)  # a rerun must not resume from (or finish as) the broken weights
+        while aside.exists():  # an earlier broken run's is kept too
+            k += 1
+            aside = ckpt.with_name(f"{ckpt.name}.nonfinite{k}")
+        # a rerun must not resume from (or finish as) the broken weights
+        if ckpt.is_dir() and state.is_world_process_zero: ckpt.rename(aside)
         last = get_last_checkpoint(args.output_dir) if os.path.isdir(args.output_dir) else None
         kept = (f"its checkpoint is set aside as {aside.name}; " if aside.is_dir() else "") + (
             f"the last checkpoint, {Path(last).name}, is from before it" if last else "no checkpoint from before it is kept")
-        seen = f"a loss of {loss.item()}" if not torch.isfinite(loss) else f"a loss of {loss.item():.4g} here but a non-finite one in another process"
+        seen = (f"a loss of {loss.item()}" if not torch.isfinite(loss)
+                else f"a loss of {loss.item():.4g} here but a non-finite one in another process")
         error = NonFiniteError(
             f"step {state.global_step}, the last: its gradients were finite, but the weights it made give {seen} "
             f"on its last batch in {'bf16 autocast' if args.bf16 else 'fp32'} at learning rate {self.lr:.3g}"
@@ -211,7 +209,8 @@ class GroundingTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.last_loss = self.last_inputs = None  # the last batch's loss and inputs (for `NonFiniteGuard`)
         if stop_on_nonfinite: self.add_callback(NonFiniteGuard(self))
-        self.grounding_loss, self.trim_logits = grounding_loss, trim_logits and self.model is not None and _keeps_logits(self.model)
+        self.grounding_loss = grounding_loss
+        self.trim_logits = trim_logits and self.model is not None and _keeps_logits(self.model)
         self.model_accepts_loss_kwargs = True  # our loss divides by num_items_in_batch itself
         self._stats = {}
 
@@ -280,10 +279,12 @@ class StopAfter(TrainerCallback):
             control.should_training_stop = True
             control.should_save = args.save_strategy != "no"  # a run that keeps no checkpoints keeps none here either
 
-_RUNTIME_ONLY = ("num_workers", "max_seconds", "progress", "precision")  # settings a resumed run may change (fp32 after a bf16 NaN)
+# settings a resumed run may change (fp32 after a bf16 NaN)
+_RUNTIME_ONLY = ("num_workers", "max_seconds", "progress", "precision")
 
 def _settings(record:dict):
-    "A run record as {setting: value}, training settings as `training.<name>`, without the runtime-only ones (older records hold some)."
+    """A run record as {setting: value}, training settings as `training.<name>`,
+    without the runtime-only ones (older records hold some)."""
     flat = {k: v for k, v in record.items() if k != "training"}
     flat.update({f"training.{k}": v for k, v in record.get("training", {}).items() if k not in _RUNTIME_ONLY})
     return flat
@@ -295,7 +296,8 @@ def _check_resume(output_dir:Path, record:dict):
     if path.exists():
         old, mine = _settings(json.loads(path.read_text())), _settings(record)
         diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
-        if diff: raise ValueError(f"{output_dir} holds a run of another configuration (differs in {diff}); use a new output directory")
+        if diff: raise ValueError(f"{output_dir} holds a run of another configuration (differs in {diff}); "
+                                  "use a new output directory")
     else:
         output_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2, default=str) + "\n")
@@ -308,25 +310,34 @@ def train(model,  # a transformers model (the default models, or a family's)
           output_dir,  # checkpoints and logs go here; a rerun resumes from its last checkpoint
           eval_items=None,  # optional evaluation items: their loss is logged as eval_loss every `logging_steps`
           callbacks=None):  # extra `transformers.TrainerCallback`s
-    "Train `model` (with LoRA when `config.lora_r` > 0) through `GroundingTrainer`; resumes from the last checkpoint in `output_dir`. Returns the trainer."
+    """Train `model` (with LoRA when `config.lora_r` > 0) through `GroundingTrainer`;
+    resumes from the last checkpoint in `output_dir`. Returns the trainer."""
     output_dir = Path(output_dir)
     if config.lora_r and not hasattr(model, "peft_config"):
         model = apply_lora(model, config.lora_r, config.lora_alpha, config.lora_targets,
                            loss.loc_ids if config.train_loc_rows else None)
-    record = {"training": {k: v for k, v in asdict(config).items() if k not in _RUNTIME_ONLY}, "loss": asdict(loss.config), "scheme": loss.scheme.name,
-              "model": type(model).__name__, "n_parameters": sum(p.numel() for p in model.parameters())}
+    record = {"training": {k: v for k, v in asdict(config).items() if k not in _RUNTIME_ONLY}, "loss": asdict(loss.config),
+              "scheme": loss.scheme.name, "model": type(model).__name__,
+              "n_parameters": sum(p.numel() for p in model.parameters())}
     if int(os.environ.get("RANK", "0")) == 0: _check_resume(output_dir, record)  # one process writes the record
     device = default_device(config.device)
     precision = pick_precision(device) if config.precision == "auto" else config.precision
     seed_everything(config.seed)
-    args = TrainingArguments(output_dir=str(output_dir), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
-                             gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, warmup_steps=config.warmup_steps,
-                             lr_scheduler_type=config.scheduler, weight_decay=config.weight_decay, seed=config.seed, data_seed=config.seed,
-                             save_strategy="steps" if config.save_steps >= 0 else "no", save_steps=config.save_steps if config.save_steps > 0 else config.max_steps, logging_steps=config.logging_steps,
-                             report_to="none", remove_unused_columns=False, bf16=precision == "bf16", tf32=True if precision == "fp32" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8 else None, use_cpu=device.type == "cpu",
-                             disable_tqdm=not config.progress, dataloader_num_workers=config.num_workers, save_only_model=False,
+    args = TrainingArguments(output_dir=str(output_dir), max_steps=config.max_steps,
+                             per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+                             learning_rate=config.lr, warmup_steps=config.warmup_steps, lr_scheduler_type=config.scheduler,
+                             weight_decay=config.weight_decay, seed=config.seed, data_seed=config.seed,
+                             save_strategy="steps" if config.save_steps >= 0 else "no",
+                             save_steps=config.save_steps if config.save_steps > 0 else config.max_steps,
+                             logging_steps=config.logging_steps, report_to="none", remove_unused_columns=False,
+                             bf16=precision == "bf16",
+                             tf32=(True if precision == "fp32" and device.type == "cuda"
+                                   and torch.cuda.get_device_capability(device)[0] >= 8 else None),
+                             use_cpu=device.type == "cpu", disable_tqdm=not config.progress,
+                             dataloader_num_workers=config.num_workers, save_only_model=False,
                              eval_strategy="steps" if eval_items else "no", eval_steps=config.logging_steps)
-    train_set = train_items if isinstance(train_items, torch.utils.data.Dataset) else ItemDataset(list(train_items), len(train_items))
+    train_set = (train_items if isinstance(train_items, torch.utils.data.Dataset)
+                 else ItemDataset(list(train_items), len(train_items)))
     eval_set = None if eval_items is None else ItemDataset(list(eval_items), len(eval_items))
     callbacks = list(callbacks or []) + ([StopAfter(config.max_seconds)] if config.max_seconds else [])
     trainer = GroundingTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
@@ -370,7 +381,8 @@ def pretrain(scheme_name:str="A",  # "A" (64 bins per axis) or "B" (32x32 grid)
              first_example:int=0,  # index of the first training-pool example (continuing runs start past what was seen)
              num_workers:int=0,  # DataLoader workers making batches (on a GPU, several: one core makes about 3,000 examples/s)
              max_seconds:float=0,  # stop after this much training time (0: no limit); the card then says how far it got
-             precision:str="fp32",  # fp32 by default: bf16 autocast made NaNs at lr 2e-3 on an H200 (scheme B, and A from plain init)
+             # fp32 by default: bf16 autocast made NaNs at lr 2e-3 on an H200 (scheme B, and A from plain init)
+             precision:str="fp32",
              **model_config):
     "Pretrain an embedded default base model on synthetic caption + detect; resumable. Returns its model directory."
     from soft_grounding.data.synthetic import SyntheticWorld
@@ -381,7 +393,8 @@ def pretrain(scheme_name:str="A",  # "A" (64 bins per axis) or "B" (32x32 grid)
     scheme = DEFAULT_SCHEMES[check_choice(scheme_name, tuple(DEFAULT_SCHEMES), "scheme")]
     if init_from is not None:
         model, tokenizer, init_scheme = load_default_model(init_from)
-        if init_scheme != scheme: raise ValueError(f"init_from={str(init_from)!r} holds a model of another scheme ({init_scheme}), not {scheme_name}")
+        if init_scheme != scheme:
+            raise ValueError(f"init_from={str(init_from)!r} holds a model of another scheme ({init_scheme}), not {scheme_name}")
     else:
         tokenizer = default_tokenizer(scheme)
         model = build_default_model(tokenizer, scheme, structured_init=structured_init, seed=seed, **model_config)
@@ -403,15 +416,19 @@ def pretrain(scheme_name:str="A",  # "A" (64 bins per axis) or "B" (32x32 grid)
     acc = detect_accuracy(trainer.model, tokenizer, scheme, collator, world.examples("val", "detect", eval_examples))
     model_dir = Path(output_dir) / "model"
     save_default_model(trainer.model, tokenizer, scheme_name, model_dir)
-    card = {"scheme": scheme_name, "command": f"soft-grounding pretrain --scheme {scheme_name} --max_steps {max_steps} "
-            f"--batch_size {batch_size} --lr {lr} --seed {seed} --precision {precision}" + (f" --init_from {init_from} --first_example {first_example}"
-            if init_from is not None else ""), "init_from": None if init_from is None else str(init_from), "seed": seed, "max_steps": max_steps, "batch_size": batch_size,
-            "lr": lr, "structured_init": structured_init, "train_seconds_this_run": round(seconds, 1),
-            "steps_done": trainer.state.global_step, "stopped_early": trainer.state.global_step < max_steps, "precision": precision,
+    card = {"scheme": scheme_name,
+            "command": f"soft-grounding pretrain --scheme {scheme_name} --max_steps {max_steps} "
+                       f"--batch_size {batch_size} --lr {lr} --seed {seed} --precision {precision}"
+                       + (f" --init_from {init_from} --first_example {first_example}" if init_from is not None else ""),
+            "init_from": None if init_from is None else str(init_from), "seed": seed, "max_steps": max_steps,
+            "batch_size": batch_size, "lr": lr, "structured_init": structured_init,
+            "train_seconds_this_run": round(seconds, 1), "steps_done": trainer.state.global_step,
+            "stopped_early": trainer.state.global_step < max_steps, "precision": precision,
             "hardware": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads",
             "detect_acc_at_0.5": acc, "eval": f"{eval_examples} validation-pool detect examples", "versions": versions()}
     (model_dir / "model_card.json").write_text(json.dumps(card, indent=2) + "\n")
     (model_dir / "README.md").write_text(f"# soft_grounding default base model, scheme {scheme_name}\n\n"
                                          f"Made by `{card['command']}`.\n\nDetect Acc@0.5 on the validation pool: "
-                                         f"{acc['acc']:.3f} ({acc['n_boxes']} boxes).\n\n```json\n{json.dumps(card, indent=2)}\n```\n")
+                                         f"{acc['acc']:.3f} ({acc['n_boxes']} boxes).\n\n"
+                                         f"```json\n{json.dumps(card, indent=2)}\n```\n")
     return model_dir

@@ -8,17 +8,32 @@ the title cell into front matter. nbconvert's HTML exporter then renders each pr
 template in `tools/docs_template/sg` (nbconvert's `lab` template plus a sidebar, a page header and
 previous/next links). Pages show the outputs saved in the notebooks, as `nbdev_docs` does; `--execute`
 runs every notebook first. A notebook that cannot be processed or rendered stops the build with its name.
+
+The maths in the notebooks' markdown (`$...$`, `$$...$$`) is typeset in the browser by MathJax 2, from a copy in
+`<out>/mathjax/` that the build takes from the `jupyter-server-mathjax` package (a dev requirement): the pages load it
+by a relative URL, so the site needs no network when it is built or read, from file:// or from any host.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
+import shutil
 import sys
 import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = Path(__file__).resolve().parent / "docs_template"
+# MathJax 2 as jupyter-server-mathjax ships it: its one combined configuration (TeX and MathML input, HTML-CSS output,
+# tex2jax, AMSmath, AMSsymbols, noErrors, noUndefined) plus Safe, which nbconvert's own MathJax URL asks for too
+MATHJAX_DIR = "mathjax"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+# only what that configuration loads, now or on demand: no localisations (English is built in), no SVG output
+# (the package has only its font data), no speech-rule engine of the accessibility extensions
+MATHJAX_FILES = ("MathJax.js", "LICENSE", "config/TeX-AMS-MML_HTMLorMML-full.js", "config/Safe.js",
+                 "extensions/*.js", "extensions/HTML-CSS", "extensions/TeX", "extensions/a11y/accessibility-menu.js",
+                 "jax/input/TeX", "jax/element/mml", "jax/output/HTML-CSS", "fonts/HTML-CSS/STIX-Web/woff")
 README_HEADER = "<!-- Generated from nbs/index.ipynb by `make readme` (tools/build_docs.py); edit the notebook, not this file. -->\n\n"
 
 
@@ -37,7 +52,7 @@ def notebook_paths(nbs: Path) -> list[Path]:
 def page_name(nb: Path, nbs: Path) -> str:
     "The page file of a notebook, named as nbdev names it: `00_core.ipynb` -> `core.html`."
     rel = nb.relative_to(nbs).with_suffix("")
-    return "/".join(re.sub(r"^\d+_", "", part) for part in rel.parts) + ".html"
+    return "/".join(re.sub(r"^\d+[a-zA-Z0-9]*_", "", part) for part in rel.parts) + ".html"  # nbdev's own rule: 10a_x -> x
 
 
 def read_title(nb_path: Path) -> tuple[str, str]:
@@ -90,11 +105,46 @@ def localise(text, site_url: str):
     return re.sub(r"\]\(([^)]*)\)\{[^}]*\}", r"](\1)", text)
 
 
-def render(nb, resources: dict) -> str:
-    "HTML of one processed notebook through the `sg` template."
+def mathjax_source() -> Path:
+    "The MathJax 2 files that `jupyter-server-mathjax` ships (found without importing it: it imports jupyter_server)."
+    spec = importlib.util.find_spec("jupyter_server_mathjax")
+    static = Path(next(iter(spec.submodule_search_locations))) / "static" if spec else None
+    if static is None or not (static / "MathJax.js").is_file():
+        raise DocsBuildError("MathJax not found: the docs render maths with the copy in jupyter-server-mathjax; "
+                             "install the dev requirements (pip install -e '.[dev]')")
+    return static
+
+
+def copy_mathjax(out: Path) -> tuple[str, int]:
+    """Copy the MathJax files the pages use into `out/mathjax`, replacing an older copy.
+    Returns MathJax's version and the bytes copied."""
+    static = mathjax_source()
+    version = re.search(r'MathJax\.version="([^"]+)"', (static / "MathJax.js").read_text(encoding="utf-8"))
+    dest = out / MATHJAX_DIR
+    if dest.exists(): shutil.rmtree(dest)
+    for pattern in MATHJAX_FILES:
+        found = sorted(static.glob(pattern))
+        if not found: raise DocsBuildError(f"MathJax file {pattern} is missing from {static}")
+        for src in found:
+            target = dest / src.relative_to(static)
+            if src.is_dir(): shutil.copytree(src, target, dirs_exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, target)
+    size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+    return (version.group(1) if version else "unknown"), size
+
+
+def mathjax_url(href: str) -> str:
+    "The URL of the site's MathJax from page `href`, relative so the site works from file:// and from any host."
+    return "../" * href.count("/") + f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
+
+
+def render(nb, resources: dict, mathjax: str = mathjax_url("index.html")) -> str:
+    "HTML of one processed notebook through the `sg` template, loading MathJax from `mathjax` (a URL)."
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
-    exporter = HTMLExporter(extra_template_basedirs=[str(TEMPLATE_DIR)], template_name="sg",
+    exporter = HTMLExporter(extra_template_basedirs=[str(TEMPLATE_DIR)], template_name="sg", mathjax_url=mathjax,
                             exclude_input_prompt=True, exclude_output_prompt=True)
     exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={"remove_input"},
                                                          remove_cell_tags={"remove_cell"}), enabled=True)
@@ -112,6 +162,8 @@ def build_site(nbs: Path, out: Path, execute: bool = False) -> list[Path]:
     from nbdev.config import get_config
     site_title = get_config().title
     out.mkdir(parents=True, exist_ok=True)
+    version, size = copy_mathjax(out)
+    print(f"docs: MathJax {version} from jupyter-server-mathjax -> {MATHJAX_DIR}/ ({size / 1e6:.1f} MB)", flush=True)
     nav = [{"href": pg["href"], "title": "Home" if pg["href"] == "index.html" else pg["title"]} for pg in pages]
     written = []
     for i, page in enumerate(pages):
@@ -123,15 +175,36 @@ def build_site(nbs: Path, out: Path, execute: bool = False) -> list[Path]:
                                       "title": page["title"], "summary": page["summary"],
                                       "prev": nav[i - 1] if i > 0 else None,
                                       "next": nav[i + 1] if i + 1 < len(nav) else None},
-                               "metadata": {"name": page["title"]}})
+                               "metadata": {"name": page["title"]}}, mathjax=mathjax_url(page["href"]))
         except Exception as e:
             traceback.print_exc()
             raise DocsBuildError(f"cannot render notebook {src}: {type(e).__name__}: {e}") from e
         dest = out / page["href"]
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(html, encoding="utf-8")
+        for image in local_images(src):  # a figure a markdown cell shows, at the same place beside the page
+            target = dest.parent / image.relative_to(src.parent)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(image, target)
         written.append(dest)
     return written
+
+
+IMAGE_LINK = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def local_images(nb_path: Path) -> list[Path]:
+    "The image files that the markdown cells of a notebook show by a relative path (a missing one is an error)."
+    import nbformat
+    found = []
+    for cell in nbformat.read(nb_path, as_version=4).cells:
+        if cell.cell_type != "markdown": continue
+        for _, link in IMAGE_LINK.findall(cell.source):
+            if re.match(r"^[a-z]+:|^/", link): continue  # a URL or an absolute path: not ours to copy
+            image = (nb_path.parent / link).resolve()
+            if not image.is_file(): raise DocsBuildError(f"{nb_path.name} shows an image that does not exist: {link}")
+            found.append(image)
+    return found
 
 
 def readme_text(index_nb: Path) -> str:
@@ -139,7 +212,13 @@ def readme_text(index_nb: Path) -> str:
     import nbformat
     nb = nbformat.read(index_nb, as_version=4)
     parts = [c.source.strip() for c in nb.cells if c.cell_type == "markdown"]
-    return README_HEADER + "\n\n".join(parts) + "\n"
+    try: prefix = index_nb.parent.resolve().relative_to(ROOT).as_posix().removesuffix(".") + "/"
+    except ValueError: prefix = ""  # a notebook outside the repository: its paths are left as they are
+    prefix = "" if prefix == "/" else prefix
+    def from_root(m):  # README.md sits at the root, the notebook in nbs/: a relative image path gains the folder
+        alt, link = m.groups()
+        return m.group(0) if re.match(r"^[a-z]+:|^/", link) else f"![{alt}]({prefix}{link})"
+    return README_HEADER + IMAGE_LINK.sub(from_root, "\n\n".join(parts)) + "\n"
 
 
 def main(argv=None):

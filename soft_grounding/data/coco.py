@@ -88,13 +88,15 @@ def load_refcoco(root,  # the directory holding refcoco/, refcoco+/ or refcocog/
                  split:str="val",  # a split named in the refs: train, val, testA, testB, test
                  split_by:str|None=None):  # "unc", "umd" or "google"; the dataset's usual one by default
     "One `refer` example per referring sentence of `split`, with its referent's box from the instances json."
-    if dataset not in DEFAULT_SPLIT_BY: raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(map(repr, DEFAULT_SPLIT_BY))}")
+    if dataset not in DEFAULT_SPLIT_BY:
+        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(map(repr, DEFAULT_SPLIT_BY))}")
     folder = Path(root) / dataset
     refs_path = folder / f"refs({split_by or DEFAULT_SPLIT_BY[dataset]}).p"
     if not refs_path.is_file(): raise ValueError(f"refs file not found: {refs_path}")
     with open(refs_path, "rb") as f: refs = pickle.load(f, encoding="latin1")  # the released files are Python 2 pickles
     splits = sorted({r["split"] for r in refs})
-    if split not in splits: raise ValueError(f"unknown split {split!r} for {refs_path.name}; it holds: {', '.join(map(repr, splits))}")
+    if split not in splits:
+        raise ValueError(f"unknown split {split!r} for {refs_path.name}; it holds: {', '.join(map(repr, splits))}")
     coco, skips = _load_coco(folder / "instances.json"), Skips(str(refs_path))
     names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
     examples = []

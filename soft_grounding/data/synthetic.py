@@ -87,7 +87,8 @@ def _parse_description(words):
     return size, colour, kind
 
 def _matches(shapes, size, colour, kind):
-    return [s for s in shapes if (size is None or s.size == size) and (colour is None or s.colour == colour) and (kind is None or s.kind == kind)]
+    return [s for s in shapes if (size is None or s.size == size) and (colour is None or s.colour == colour)
+            and (kind is None or s.kind == kind)]
 
 def resolve(expression:str,  # a referring expression of the world's grammar
             shapes):  # the scene's `Shape`s
@@ -144,7 +145,8 @@ class SyntheticWorld:
             for _ in range(30):
                 x1, y1 = (int(v) for v in rng.integers(0, cfg.image_size - side + 1, size=2))
                 box = (x1, y1, x1 + side, y1 + side)
-                if all(box[2] + 1 <= s.box[0] or s.box[2] + 1 <= box[0] or box[3] + 1 <= s.box[1] or s.box[3] + 1 <= box[1] for s in shapes):
+                if all(box[2] + 1 <= s.box[0] or s.box[2] + 1 <= box[0]
+                       or box[3] + 1 <= s.box[1] or s.box[3] + 1 <= box[1] for s in shapes):
                     shapes.append(Shape(kind, colour, size, box))
                     break
         return shapes

@@ -96,7 +96,8 @@ def format_example(example:Example,  # the example
     size, task = example.image_size, example.task
     box_text = lambda boxes: " ; ".join(scheme.to_text(b, size) for b in boxes)
     if task == "caption":
-        return {"default": "caption", "paligemma": "caption en", "kosmos2": "An image of", "florence2": "<CAPTION>"}[family], example.caption
+        return {"default": "caption", "paligemma": "caption en", "kosmos2": "An image of",
+                "florence2": "<CAPTION>"}[family], example.caption
     if task == "refer":
         expr, box = example.prompt["expression"], example.targets[0].box
         if family == "default": return f"detect {expr}", box_text([box])
@@ -110,7 +111,8 @@ def format_example(example:Example,  # the example
         if family == "paligemma": return f"detect {' ; '.join(asked)}", paligemma_detect_text(objects, size, scheme)
         if family == "kosmos2":
             boxes = [b for b, c in objects if c == asked[0]]
-            return f"<grounding><phrase> {asked[0]}</phrase>", kosmos2_grounded_text([("", boxes)], size, scheme).split("</phrase>", 1)[1]
+            return (f"<grounding><phrase> {asked[0]}</phrase>",
+                    kosmos2_grounded_text([("", boxes)], size, scheme).split("</phrase>", 1)[1])
         return "<OD>", florence2_od_text(objects, size, scheme)
     groups = phrase_groups(example)  # ground
     if family == "default":
@@ -120,7 +122,8 @@ def format_example(example:Example,  # the example
             pos = end
         return "ground", "".join(parts) + example.caption[pos:]
     if family == "paligemma":
-        return f"detect {' ; '.join(p for p, _, _ in groups)}", paligemma_detect_text([(b, p) for p, _, bs in groups for b in bs], size, scheme)
+        return (f"detect {' ; '.join(p for p, _, _ in groups)}",
+                paligemma_detect_text([(b, p) for p, _, bs in groups for b in bs], size, scheme))
     if family == "kosmos2":
         segments, pos = [], 0
         for phrase, (start, end), boxes in groups:
