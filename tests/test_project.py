@@ -122,7 +122,7 @@ def package_module(dotted):
 def imports_of(source, name, is_package=False):
     "The package's modules that the code `source` of module `name` imports, function-level imports included."
     import ast
-    package = ("soft_grounding." + name).split(".")
+    package = ["soft_grounding", *name.split(".")] if name else ["soft_grounding"]
     if not is_package: package = package[:-1]
     found = set()
     for node in ast.walk(ast.parse(source)):
@@ -130,7 +130,8 @@ def imports_of(source, name, is_package=False):
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level: base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))
-            names = [base] + [f"{base}.{a.name}" for a in node.names]  # `from pkg import module` imports the module
+            modules = [f"{base}.{a.name}" for a in node.names if package_module(f"{base}.{a.name}")]
+            names = modules or [base]  # `from pkg import module` imports the module, `from pkg import name` the package
         else: continue
         found |= {m for m in map(package_module, names) if m}
     return found - {name}
@@ -174,6 +175,19 @@ def test_the_import_check_can_fail():
     assert imports_of("from .models import generate", "evaluation") == {"models"}
     assert imports_of("from soft_grounding import models", "training") == {"models"}
     assert imports_of("from .store import read_json", "experiments", is_package=True) == {"experiments.store"}
+    assert imports_of("from . import config", "experiments.tuning") == {"experiments.config"}  # not the facade
+    assert imports_of("from .experiments import run_sweep", "", is_package=True) == {"experiments"}  # the root package
+
+
+def test_importing_a_lower_module_loads_nothing_above_it():
+    "The facade is lazy: `analysis` (through `experiments.store`) never loads `experiments.sweep`, which imports it."
+    import subprocess
+    import sys
+    code = ("import sys, soft_grounding.analysis, soft_grounding.experiments.store, soft_grounding.experiments.runs; "
+            "print(sorted(m for m in sys.modules if m.startswith('soft_grounding.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert "soft_grounding.experiments.store" in loaded and "soft_grounding.experiments.sweep" not in loaded, loaded
+    assert "soft_grounding.cli" not in loaded and "soft_grounding.experiments.tuning" not in loaded, loaded
 
 
 def test_experiments_names_import_from_the_package():

@@ -52,7 +52,7 @@ def notebook_paths(nbs: Path) -> list[Path]:
 def page_name(nb: Path, nbs: Path) -> str:
     "The page file of a notebook, named as nbdev names it: `00_core.ipynb` -> `core.html`."
     rel = nb.relative_to(nbs).with_suffix("")
-    return "/".join(re.sub(r"^\d+[a-zA-Z0-9]*_", "", part) for part in rel.parts) + ".html"  # nbdev's own rule: 10a_x -> x
+    return "/".join(re.sub(r"^\d+[a-zA-Z0-9]*_", "", part) for part in rel.parts) + ".html"  # as nbdev names a file: 10a_x -> x
 
 
 def read_title(nb_path: Path) -> tuple[str, str]:
@@ -183,7 +183,7 @@ def build_site(nbs: Path, out: Path, execute: bool = False) -> list[Path]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(html, encoding="utf-8")
         for image in local_images(src):  # a figure a markdown cell shows, at the same place beside the page
-            target = dest.parent / image.relative_to(src.parent)
+            target = dest.parent / image.relative_to(src.parent.resolve())
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(image, target)
         written.append(dest)
@@ -203,6 +203,8 @@ def local_images(nb_path: Path) -> list[Path]:
             if re.match(r"^[a-z]+:|^/", link): continue  # a URL or an absolute path: not ours to copy
             image = (nb_path.parent / link).resolve()
             if not image.is_file(): raise DocsBuildError(f"{nb_path.name} shows an image that does not exist: {link}")
+            if nb_path.parent.resolve() not in image.parents:
+                raise DocsBuildError(f"{nb_path.name} shows an image outside its folder, which the site cannot hold: {link}")
             found.append(image)
     return found
 

@@ -71,14 +71,14 @@ def evaluate_task(ctx:SweepContext, model, scheme_name:str, examples, seed:int=0
     summary, records = evaluate_ground(model, tok, scheme, collator, examples, family=ctx.family)
     return summary, [h for r in records for h in r["phrase_hits"]]
 
-# %% ../../nbs/10d_experiments.runs.ipynb #c054afdc
+# %% ../../nbs/10d_experiments.runs.ipynb #b77f753a
 def cpu_model():
     """The processor, as far as it decides the float kernels: its model name, family, model and stepping (from
     /proc/cpuinfo on Linux; a generic name such as "AMD EPYC" covers several designs) and the vector instructions
     torch's CPU kernels use on it."""
     info = {}
-    with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
             key, _, value = line.partition(":")
             if not key.strip(): break  # the first processor's block is enough
             info.setdefault(key.strip(), value.strip())
@@ -86,9 +86,9 @@ def cpu_model():
     design = ", ".join(f"{k} {info[k]}" for k in ("cpu family", "model", "stepping") if k in info)
     return f"{name} ({design + '; ' if design else ''}torch kernels {torch.backends.cpu.get_cpu_capability()})"
 
-def _provenance(ctx:SweepContext):
+def _provenance(ctx:SweepContext, v:dict):  # v: `versions()`
     "The fields of a row or record that say where and with what code it ran."
-    return {"git_commit": versions().get("git_commit"), "device": str(ctx.device), "cpu": cpu_model(),
+    return {"git_commit": v.get("git_commit"), "device": str(ctx.device), "cpu": cpu_model(),
             "precision": ctx.precision, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
 def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, hparams:dict):
@@ -110,12 +110,12 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
     t2 = time.time()
     logged = ("loss", "sg_ce", "sg_loc_entropy", "sg_loc_mass_1")
     train_logs = {f"train_{k.removeprefix('sg_')}": float(v) for k, v in log.items() if k in logged}
+    v = versions()
     return {"run_id": run_id(scheme_name, method, size, seed), "config_hash": cfg.hash(), "task": cfg.task,
             "scheme": scheme_name, "method": method, "size": size, "seed": seed, "hparams": hparams, "steps": steps,
             "metrics": {**summary, **train_logs}, "correct": _bits(hits),
             "entropy_hist": entropy_histogram(stats["entropy"], scheme.n_loc),
-            "timing": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)}, "versions": versions(),
-            **_provenance(ctx)}
+            "timing": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)}, "versions": v, **_provenance(ctx, v)}
 
 def _attempt(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, hparams:dict):
     """One run of a sweep: ('row', its results row), or ('diverged', a record of where it stopped)
@@ -125,4 +125,4 @@ def _attempt(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, 
         return "diverged", {"run_id": run_id(scheme_name, method, size, seed), "config_hash": ctx.config.hash(),
                             "task": ctx.config.task, "scheme": scheme_name, "method": method, "size": size,
                             "seed": seed, "hparams": hparams, "steps": run_steps(ctx.config, hparams["steps"], size),
-                            "diverged_at_step": e.step, "error": str(e), **_provenance(ctx)}
+                            "diverged_at_step": e.step, "error": str(e), **_provenance(ctx, versions())}
