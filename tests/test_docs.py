@@ -81,8 +81,18 @@ def browser():
     driver.quit()
 
 
+def open_page(browser, path):
+    "Load a page and wait until it is the document shown and it has loaded (chromedriver can return a little early)."
+    from selenium.webdriver.support.ui import WebDriverWait
+    url = path.as_uri()
+    browser.get(url)
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script(
+        "return document.readyState === 'complete' && location.href.split('#')[0] === arguments[0]", url),
+        message=f"{url} did not load in 30 s")
+
+
 def test_page_in_browser(site, browser):
-    browser.get((site / "core.html").as_uri())
+    open_page(browser, site / "core.html")
     assert browser.title == "Core"
     # a rendered plot: an output image that the browser decoded to real pixels
     sizes = browser.execute_script(
@@ -97,7 +107,7 @@ def test_page_in_browser(site, browser):
 
 
 def test_navigation_links_resolve(site, browser):
-    browser.get((site / "index.html").as_uri())
+    open_page(browser, site / "index.html")
     links = browser.execute_script("return [...document.querySelectorAll('nav.sg-nav a, footer.sg-pager a')].map(a => a.href)")
     assert len(links) >= 15
     for href in set(links):
@@ -120,7 +130,7 @@ return (done || errors.length) ? {done: done, errors: errors, version: MathJax.v
 def test_maths_typeset_in_browser(site, browser, page):
     "The formulas of a page are typeset by MathJax offline, from file://, and no raw TeX is left in the visible text."
     from selenium.webdriver.support.ui import WebDriverWait
-    browser.get((site / f"{page}.html").as_uri())
+    open_page(browser, site / f"{page}.html")
     assert browser.execute_script("return !!window.MathJax"), f"MathJax did not load from {site / 'mathjax'}"
     # MathJax 2 posts "End" when the page is typeset; a missing file or font stalls it with an error instead
     state = WebDriverWait(browser, 60).until(lambda b: b.execute_script(MATHJAX_STATE),
