@@ -121,7 +121,7 @@ def _run_job(job_fields:tuple, config_hash:str):
     try: return _call(ctx, job, lambda *message: _worker["messages"].put(message))
     except Exception: raise RuntimeError(traceback.format_exc()) from None
 
-# %% ../../nbs/10e_experiments.workers.ipynb #f1c879eb
+# %% ../../nbs/10e_experiments.workers.ipynb #155285de
 def _handle(handlers:dict, message):
     kind, *values = message
     if kind in handlers: handlers[kind](*values)
@@ -159,8 +159,8 @@ def _run_pool(ctx:SweepContext, jobs, workers:int, handlers:dict):
     installed = importlib.import_module("soft_grounding.experiments.workers")
     pool = ProcessPoolExecutor(workers, mp_context=mp, initializer=installed._start_worker, initargs=initargs)
     try:  # the installed module's functions, and plain values (a notebook's copies would not reach a spawned process)
-        fields = [(job.module, job.function, job.args, job.name, job.reports) for job in jobs]
-        futures = {pool.submit(installed._run_job, f, ctx.config.hash()): k for k, f in enumerate(fields)}
+        plain = [(job.module, job.function, job.args, job.name, job.reports) for job in jobs]
+        futures = {pool.submit(installed._run_job, f, ctx.config.hash()): k for k, f in enumerate(plain)}
         pending, failed, handled = set(futures), None, 0
         while pending and failed is None:
             done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
