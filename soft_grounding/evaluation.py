@@ -14,8 +14,9 @@ from .geometry import BinScheme, GridScheme, LocScheme, box_iou
 
 # %% auto #0
 __all__ = ['grounding_accuracy', 'expected_positions', 'expectation_box', 'loc_distribution_stats', 'teacher_forced_loc_stats',
-           'expression_kind', 'sample_texts', 'evaluate_refer', 'summarise_refer', 'ground_pairs', 'score_ground',
-           'evaluate_ground', 'coco_map', 'duplicate_rate', 'evaluate_detect', 'flickr_recall']
+           'teacher_forced_box_iou', 'expression_kind', 'sample_texts', 'evaluate_refer', 'summarise_refer',
+           'ground_pairs', 'score_ground', 'evaluate_ground', 'coco_map', 'duplicate_rate', 'evaluate_detect',
+           'flickr_recall']
 
 # %% ../nbs/09_evaluation.ipynb #5dc190ec
 def grounding_accuracy(pred_boxes,  # [N, 4] predicted pixel xyxy, one per expression
@@ -78,21 +79,24 @@ def expectation_box(scheme:LocScheme,  # the loc scheme
 def loc_distribution_stats(probs_loc,  # [N, n_loc] full-vocabulary probabilities of the loc tokens at N loc positions
                            true_index,  # [N] the true loc index at each position
                            distance_matrix):  # [n_loc, n_loc] the scheme's distances
-    """Per-position entropy (nats, of the loc-normalised distribution),
-    mass within 1 and 2 of the truth, expected distance: dict of [N]."""
+    """Per-position entropy (nats, of the loc-normalised distribution), mass within 1 and 2 of the truth, expected
+    distance, and the negative log-likelihood of the true token (of the full distribution): dict of [N]."""
     probs_loc = torch.as_tensor(probs_loc, dtype=torch.float64)
     true_index = torch.as_tensor(true_index, dtype=torch.long)
     d = torch.as_tensor(distance_matrix, dtype=torch.float64)[true_index]  # [N, n_loc]
     q = probs_loc / probs_loc.sum(-1, keepdim=True).clamp(min=1e-300)
     return {"entropy": -torch.special.xlogy(q, q).sum(-1), "mass_1": (probs_loc * (d <= 1)).sum(-1),
-            "mass_2": (probs_loc * (d <= 2)).sum(-1), "expected_distance": (q * d).sum(-1)}
+            "mass_2": (probs_loc * (d <= 2)).sum(-1), "expected_distance": (q * d).sum(-1),
+            "nll": -probs_loc.gather(-1, true_index[:, None]).squeeze(-1).clamp(min=1e-300).log()}
 
 # %% ../nbs/09_evaluation.ipynb #49465968
 @torch.no_grad()
 def teacher_forced_loc_stats(model, collator, items,  # formatted items with prompt, answer and image
                              loc_ids,  # [n_loc] token ids of the loc tokens
-                             scheme:LocScheme, batch_size:int=64):
-    "`loc_distribution_stats` at every loc position of the true answers, under teacher forcing: dict of [positions] tensors."
+                             scheme:LocScheme, batch_size:int=64,
+                             indices:bool=False):  # also each position's item, true loc index and most likely loc index
+    """`loc_distribution_stats` at every loc position of the true answers, under teacher forcing: dict of [positions]
+    tensors (positions in item order, then in answer order)."""
     from soft_grounding.models import decoder_input_ids_from_labels, is_encoder_decoder
     model.eval()
     parts, dm = [], scheme.distance_matrix()
@@ -109,8 +113,26 @@ def teacher_forced_loc_stats(model, collator, items,  # formatted items with pro
         at = loc_index >= 0
         probs = torch.softmax(logits[at.to(device)], -1)[:, loc_ids.to(device)].cpu()
         parts.append(loc_distribution_stats(probs, loc_index[at], dm))
+        if indices: parts[-1].update(item=at.nonzero()[:, 0] + s, true_index=loc_index[at], argmax_index=probs.argmax(-1))
     if not parts: raise ValueError("no items to evaluate")
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+# %% ../nbs/09_evaluation.ipynb #9b364baa
+def teacher_forced_box_iou(stats,  # `teacher_forced_loc_stats(..., indices=True)`
+                           scheme:LocScheme,
+                           image_sizes):  # (width, height) of each item, in item order
+    """Per true box, the IoU of the box that the most likely loc tokens under teacher forcing decode to with the box that
+    the true loc tokens decode to: a float64 tensor [boxes]."""
+    per_item = {}
+    for i, true, best in zip(stats["item"].tolist(), stats["true_index"].tolist(), stats["argmax_index"].tolist()):
+        per_item.setdefault(i, []).append((true, best))
+    k, ious = scheme.tokens_per_box, []
+    for i, pairs in per_item.items():
+        for s in range(0, len(pairs) - k + 1, k):  # the loc tokens of one box follow each other
+            true, best = zip(*pairs[s:s + k])
+            ious.append(box_iou(torch.tensor(scheme.decode(best, image_sizes[i])),
+                                torch.tensor(scheme.decode(true, image_sizes[i]))).item())
+    return torch.tensor(ious, dtype=torch.float64)
 
 # %% ../nbs/09_evaluation.ipynb #d6e3706d
 def expression_kind(expression:str):  # a synthetic-world referring expression

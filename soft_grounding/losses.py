@@ -272,6 +272,7 @@ class LossConfig:
     beta: float = 0.7  # GEM's temperature, in (0, 1]
     h: str = "linear"  # GEM's h: "linear" or "logsigmoid"
     mean_field: bool = False  # soft GEM with logsigmoid h: the mean-field approximation
+    gem_text: bool = True  # `gem`, `soft_gem`: GEM on text positions too (False: text keeps CE, GEM acts on loc tokens only)
     alpha: float = 0.1  # DIST2Loss: weight of the KL term
     tau: float = 1.0  # DIST2Loss: Laplace scale
     ntl: str = "was"  # Number Token Loss: "was" or "mse"
@@ -387,8 +388,8 @@ class GroundingLoss:
                 idx = rows[s:s + step]
                 z, y_chunk = flat.index_select(0, idx).to(dtype), y[idx]
                 if at_loc: loss, g, stats = self._loc_chunk(z, y_chunk, k[idx], tab)
-                else:
-                    loss, g, lse = _onehot_kernel(z, y_chunk, gem, cfg.beta, cfg.h)
+                else:  # text: GEM only if it acts on text too
+                    loss, g, lse = _onehot_kernel(z, y_chunk, gem and cfg.gem_text, cfg.beta, cfg.h)
                     stats = {"ce": (lse - z.gather(-1, y_chunk[:, None]).squeeze(-1)).sum()}
                 sums["loss"] += loss.sum()
                 for name, value in stats.items(): sums[name] += value

@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,9 +20,11 @@ from ..losses import LossConfig
 from ..models import DEFAULT_SCHEMES
 
 # %% auto #0
-__all__ = ['LR_CHOICES', 'DIP_POWERS', 'GEM_BETAS', 'METHODS', 'THESIS_METHODS', 'FAMILIES', 'FAMILY_SCHEMES', 'PRESETS',
-           'Method', 'check_methods', 'SweepConfig', 'run_steps', 'load_sweep_config', 'tuned_at_edges', 'beyond_value',
-           'probe_steps', 'beyond_grid_trials']
+__all__ = ['LR_CHOICES', 'DIP_POWERS', 'GEM_BETAS', 'METHODS', 'THESIS_METHODS', 'ZERO_SHOT', 'FAMILIES', 'FAMILY_SCHEMES',
+           'LATER_FIELDS', 'CURVES', 'FULL_METHODS', 'FIXED_LR', 'OVERFIT_A', 'OVERFIT_B', 'STRENGTH', 'PRESETS',
+           'Method', 'parse_method', 'variant', 'check_methods', 'SweepConfig', 'run_steps', 'run_hparams',
+           'missing_hparams', 'load_sweep_config', 'tuned_at_edges', 'beyond_value', 'probe_steps',
+           'beyond_grid_trials']
 
 # %% ../../nbs/10a_experiments.config.ipynb #738ab7c3
 LR_CHOICES = (3e-4, 1e-3, 3e-3)  # fine-tuning learning rates every method may draw
@@ -53,15 +56,41 @@ METHODS = {
     "gaussian_ce": Method("soft_ce", "gaussian", {"sigma": (1.0, 0.5, 2.0, 3.0)}, about="Gaussian soft label"),
     "dist2": Method("dist2", space={"alpha": (0.1, 0.05, 0.3, 1.0), "tau": (1.0, 0.5, 2.0)}, about="DIST2Loss"),
     "ntl": Method("ntl", space={"lam": (0.3, 0.1, 1.0)}, fixed={"ntl": "was"}, about="Number Token Loss (Wasserstein)"),
+    "gem_loc": Method("gem", space={"beta": GEM_BETAS}, fixed={"gem_text": False},
+                      about="GEM on the loc tokens only, text keeps CE (where the thesis applies it)"),
+    "dip_gem_loc": Method("soft_gem", "dip", {"power": DIP_POWERS, "beta": GEM_BETAS}, fixed={"gem_text": False},
+                          about="DIP soft label with soft GEM on the loc tokens only, text keeps CE"),
 }
 THESIS_METHODS = ("onehot_ce", "dip_ce", "onehot_gem", "dip_gem")  # the 2x2
+ZERO_SHOT = "zero_shot"  # the method name of a base model's own row: not fine-tuned, n = 0
+
+def parse_method(name:str):  # a method ("dip_ce") or a variant at fixed values ("dip_ce[power=2]", "dip_gem[power=3,beta=0.7]")
+    "(method, {parameter: fixed value}) of a method name; an unknown method or parameter raises a `ValueError`."
+    match = re.fullmatch(r"(\w+)(?:\[([^\]]*)\])?", str(name))
+    if not match or match.group(1) not in METHODS:
+        raise ValueError(f"unknown method(s) [{name!r}]; known methods: {list(METHODS)} (or a variant such as 'dip_ce[power=2]')")
+    method, fixed = match.group(1), {}
+    for part in filter(None, (match.group(2) or "").split(",")):
+        key, eq, value = (s.strip() for s in part.partition("="))
+        if not eq or key not in METHODS[method].space:
+            raise ValueError(f"method {name!r}: {part!r} is not 'parameter=value' for one of {method}'s parameters "
+                             f"{list(METHODS[method].space)}")
+        try: fixed[key] = float(value)
+        except ValueError: raise ValueError(f"method {name!r}: {key} must be a number, got {value!r}") from None
+    return method, fixed
+
+def variant(method:str, **fixed):
+    "The name of `method` at fixed parameter values, in the form `parse_method` reads: variant('dip_ce', power=2)."
+    name = method + (f"[{','.join(f'{k}={v:g}' for k, v in fixed.items())}]" if fixed else "")
+    parse_method(name)
+    return name
 
 def check_methods(names):
     "The method names, checked: an unknown one raises a `ValueError` listing the known methods."
     names = tuple(names)
-    unknown = [n for n in names if n not in METHODS]
-    if unknown: raise ValueError(f"unknown method(s) {unknown}; known methods: {list(METHODS)}")
+    for n in names: parse_method(n)
     if not names: raise ValueError(f"no methods given; known methods: {list(METHODS)}")
+    if len(set(names)) < len(names): raise ValueError(f"methods named twice in {list(names)}")
     return names
 
 # %% ../../nbs/10a_experiments.config.ipynb #b511f258
@@ -90,9 +119,18 @@ class SweepConfig:
     world_seed: int = 0  # the synthetic world (or the order of a real split's examples)
     model: dict = None  # None: the shipped base models. Or a real checkpoint: {"family", "path", "dtype", "lora_r"}
     data: dict = None  # None: the synthetic world. Or RefCOCO: {"kind": "refcoco", "root", "image_dir", "dataset", ...}
+    # added later; left out of the hash at their defaults, so earlier results keep their names (`LATER_FIELDS`)
+    zero_shot: bool = False  # also score each base model as it is (method "zero_shot", n = 0)
+    curve_steps: tuple = ()  # steps at which a run scores itself (a learning curve): those up to its length, and its last
+    n_curve: int = 64  # validation-pool examples (and at most as many of its own training examples) a curve point scores
+    curve_greedy: bool = False  # curve points also greedy-decode the validation examples (Acc@0.5, mean IoU)
+    train_steps: int | dict = 0  # 0: each method's tuned steps; else every run's steps (or {scheme: steps})
+    lr: float = 0.0  # 0: each method's tuned learning rate; else every run's
+    scheme_methods: dict = None  # {scheme: methods}: a scheme that runs only these of `methods`
+    tune_per_size: bool = False  # tune each method at every training size, not only at `tune_size`
 
     def __post_init__(self):
-        for name in ("schemes", "methods", "sizes", "seeds", "step_choices"):
+        for name in ("schemes", "methods", "sizes", "seeds", "step_choices", "curve_steps"):
             setattr(self, name, tuple(getattr(self, name)))
         check_choice(self.task, ("refer", "ground"), "sweep task")
         if self.model is None:
@@ -101,6 +139,19 @@ class SweepConfig:
         if self.data is not None: self._check_data()
         check_methods(self.methods)
         self._check_grid()
+        self._check_later()
+
+    def _check_later(self):
+        if self.curve_steps and min(self.curve_steps) < 1: raise ValueError(f"curve_steps must be positive, got {self.curve_steps}")
+        if self.n_curve < 1: raise ValueError(f"n_curve must be at least 1, got {self.n_curve}")
+        if self.lr < 0: raise ValueError(f"lr must be >= 0 (0: tuned), got {self.lr}")
+        steps = self.train_steps if isinstance(self.train_steps, dict) else {s: self.train_steps for s in self.names()}
+        if set(steps) - set(self.names()) or min(steps.values(), default=0) < 0:
+            raise ValueError(f"train_steps must be >= 0 (0: tuned), for the schemes {list(self.names())}; got {self.train_steps}")
+        for scheme, methods in (self.scheme_methods or {}).items():
+            if scheme not in self.names(): raise ValueError(f"scheme_methods names scheme {scheme!r}, not one of {list(self.names())}")
+            if extra := [m for m in methods if m not in self.methods]:
+                raise ValueError(f"scheme_methods[{scheme!r}] has {extra}, which are not in methods")
 
     def _check_model(self):
         check_choice(self.model.get("family"), tuple(FAMILIES), "model family")
@@ -136,19 +187,71 @@ class SweepConfig:
         "The base models of the grid: the schemes of the shipped models, or the real checkpoint's family."
         return self.schemes if self.model is None else (self.model["family"],)
 
+    def methods_of(self, name:str):
+        "The methods the grid runs on base model `name` (`scheme_methods` can give a scheme fewer)."
+        keep = (self.scheme_methods or {}).get(name)
+        return self.methods if keep is None else tuple(m for m in self.methods if m in keep)
+
+    def fixed_steps(self, name:str):
+        "The steps every run on base model `name` trains (`train_steps`), or 0 for each method's tuned steps."
+        return int(self.train_steps.get(name, 0) if isinstance(self.train_steps, dict) else self.train_steps)
+
     def hash(self):
-        "A short hash of the configuration."
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        "A short hash of the configuration (fields of `LATER_FIELDS` at their defaults are left out)."
+        fields = {k: v for k, v in asdict(self).items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+LATER_FIELDS = {"zero_shot": False, "curve_steps": (), "n_curve": 64, "curve_greedy": False, "train_steps": 0, "lr": 0.0,
+                "scheme_methods": None, "tune_per_size": False}  # fields added after results were committed: their defaults
 
 def run_steps(config:SweepConfig, steps:int, size:int):
     "The fine-tuning steps of a run on `size` examples: the tuned `steps`, raised to `config.min_epochs` passes."
     return max(int(steps), config.min_steps(size))
 
+def run_hparams(config:SweepConfig, tuned:dict, name:str, method:str, size:int=None):
+    """The hyperparameters of a run of `method` on base model `name` at `size` examples: the tuned values of its method
+    (`tuned[name][method]`, or `tuned[name][f"{method}@n{size}"]` when tuned per size), the variant's fixed values over
+    them, and the config's fixed `lr` and `train_steps` over those. A zero-shot run has none."""
+    if method == ZERO_SHOT: return {}
+    base, fixed = parse_method(method)
+    key = f"{base}@n{size}" if config.tune_per_size else base
+    hp = {k: v for k, v in tuned.get(name, {}).get(key, {}).items() if not k.startswith("val_")}
+    hp.update(fixed)
+    if config.lr: hp["lr"] = config.lr
+    if config.fixed_steps(name): hp["steps"] = config.fixed_steps(name)
+    return hp
+
+def missing_hparams(config:SweepConfig, tuned:dict):
+    "The runs' (name, method, size) keys whose hyperparameters `tuned` does not complete, as 'name/method(@n size)'."
+    out = []
+    for name in config.names():
+        for method in config.methods_of(name):
+            need = {"lr", "steps", *METHODS[parse_method(method)[0]].space}
+            for size in (config.sizes if config.tune_per_size else (None,)):
+                if need - set(run_hparams(config, tuned, name, method, size)):
+                    out.append(f"{name}/{method}" + (f"@n{size}" if size is not None else ""))
+    return out
+
+CURVES = dict(zero_shot=True, curve_steps=(15, 30, 60, 120))  # what every preset's runs keep: a zero-shot row, a curve
+FULL_METHODS = ("onehot_ce", "dip_ce", "onehot_gem", "dip_gem", "smooth_ce", "gaussian_ce", "dist2", "ntl")
+FIXED_LR = 3e-4  # the learning rate every method's tuning picked, in the default and the full presets (all 24 pairs)
+OVERFIT_A = ("onehot_ce", *(variant("dip_ce", power=p) for p in (1, 2, 3, 6)),
+             *(variant("onehot_gem", beta=b) for b in (0.5, 0.7, 0.9)), variant("gem_loc", beta=0.7),
+             variant("dip_gem_loc", power=3, beta=0.7), *(variant("gaussian_ce", sigma=s) for s in (1, 3)),
+             *(variant("smooth_ce", eps=e) for e in (0.1, 0.3)))
+OVERFIT_B = ("onehot_ce", variant("dip_ce", power=2), variant("dip_ce", power=6), variant("onehot_gem", beta=0.7),
+             variant("gem_loc", beta=0.7))
+STRENGTH = ("onehot_ce", *(variant("dip_ce", power=p) for p in (1, 2, 3, 6)), *(variant("onehot_gem", beta=b) for b in (0.5, 0.7, 0.9)))
 PRESETS = {
-    "default": dict(),
-    "full": dict(methods=tuple(METHODS), seeds=(0, 1, 2, 3, 4)),
+    "default": dict(**CURVES),
+    "full": dict(methods=FULL_METHODS, seeds=(0, 1, 2, 3, 4), **CURVES),
+    "overfit": dict(methods=OVERFIT_A, scheme_methods={"B": OVERFIT_B}, sizes=(16, 64), train_steps={"A": 240, "B": 120},
+                    lr=FIXED_LR, zero_shot=True, curve_steps=(15, 30, 60, 120, 240), n_curve=100, curve_greedy=True,
+                    n_test=200),
+    "strength": dict(methods=STRENGTH, sizes=(16, 1024), train_steps={"A": 60, "B": 30}, lr=FIXED_LR, zero_shot=True),
     "smoke": dict(schemes=("A",), methods=("onehot_ce", "dip_ce"), sizes=(4, 8), seeds=(0, 1), step_choices=(2, 4),
-                  n_test=8, n_val=8, n_trials=2, tune_size=4, batch_size=4, warmup_steps=1, best_of=2, n_best_of=2),
+                  n_test=8, n_val=8, n_trials=2, tune_size=4, batch_size=4, warmup_steps=1, best_of=2, n_best_of=2,
+                  zero_shot=True, curve_steps=(1, 2), n_curve=4),
 }
 
 # %% ../../nbs/10a_experiments.config.ipynb #1da1ff2d

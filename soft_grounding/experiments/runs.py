@@ -15,8 +15,8 @@ import time
 import torch
 
 from ..core import seed_everything, versions
-from ..evaluation import evaluate_ground, evaluate_refer, teacher_forced_loc_stats
-from .config import METHODS, run_steps
+from ..evaluation import evaluate_ground, evaluate_refer, teacher_forced_box_iou, teacher_forced_loc_stats
+from .config import METHODS, ZERO_SHOT, parse_method, run_steps
 from .context import SweepContext
 from .store import _bits, entropy_histogram, run_id
 from ..geometry import loc_token_ids
@@ -25,7 +25,7 @@ from ..models import LORA_TARGETS
 from ..training import NonFiniteError, TrainingConfig, train
 
 # %% auto #0
-__all__ = ['fine_tune', 'evaluate_task', 'cpu_model', 'run_one']
+__all__ = ['TRAIN_LOG_WINDOW', 'fine_tune', 'evaluate_task', 'cpu_model', 'curve_point', 'run_one']
 
 # %% ../../nbs/10d_experiments.runs.ipynb #b9ca2319
 class _EvalAt:
@@ -39,17 +39,20 @@ class _EvalAt:
                 if state.global_step in outer.steps: outer.scores[state.global_step] = outer.score(model)
         self.callback = CB()
 
+TRAIN_LOG_WINDOW = 10  # steps per training log: a row's `train_window_*` values average the last such window
+
 def fine_tune(ctx:SweepContext, scheme_name:str, method:str, hparams:dict, items, seed:int, max_steps:int,
               callbacks=()):  # more `TrainerCallback`s
-    "A fresh copy of the base model fine-tuned on `items`; returns (model, the last training log)."
+    """A fresh copy of the base model fine-tuned on `items`; returns (model, the last training log: the averages over the
+    last `TRAIN_LOG_WINDOW` steps that a log closed, with its `step`)."""
     base, tok, scheme, collator = ctx.bases[scheme_name]
     model = copy.deepcopy(base).to(ctx.device)
-    loss = GroundingLoss(METHODS[method].loss_config(hparams), scheme, loc_token_ids(scheme, tok))
+    loss = GroundingLoss(METHODS[parse_method(method)[0]].loss_config(hparams), scheme, loc_token_ids(scheme, tok))
     lora = {} if ctx.config.model is None else {"lora_r": int(ctx.config.model.get("lora_r") or 0)}
     if lora.get("lora_r"): lora["lora_targets"] = LORA_TARGETS[ctx.family]
     config = TrainingConfig(max_steps=max_steps, batch_size=ctx.config.batch_size, lr=hparams["lr"],
                             warmup_steps=ctx.config.warmup_steps, scheduler="constant_with_warmup", seed=seed,
-                            save_steps=-1, logging_steps=max_steps, device=str(ctx.device), precision=ctx.precision,
+                            save_steps=-1, logging_steps=min(TRAIN_LOG_WINDOW, max_steps), device=str(ctx.device), precision=ctx.precision,
                             progress=False, **lora)
     quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
     with tempfile.TemporaryDirectory() as d, quiet[0], quiet[1]:
@@ -91,17 +94,58 @@ def _provenance(ctx:SweepContext, v:dict):  # v: `versions()`
     return {"git_commit": v.get("git_commit"), "device": str(ctx.device), "cpu": cpu_model(),
             "precision": ctx.precision, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
+def curve_point(ctx:SweepContext, model, scheme_name:str, val_examples, train_examples,
+                train_items=None):  # the formatted `train_examples`, if the caller has them
+    """A learning curve's point: teacher-forced measures of `model` on held-out validation examples and on (up to
+    `n_curve` of) its own training examples, and greedy Acc@0.5 on the validation examples if `curve_greedy`.
+    {"val": {...}, "train": {...}}; the model is left in training mode."""
+    _, tok, scheme, collator = ctx.bases[scheme_name]
+    def measure(examples, items):
+        if not examples: return {}
+        return _teacher_forced(model, collator, items, [e.image_size for e in examples], loc_token_ids(scheme, tok), scheme)
+    n = ctx.config.n_curve
+    train_items = ctx.items(scheme_name, train_examples[:n]) if train_items is None else train_items
+    point = {"val": measure(val_examples, ctx.items(scheme_name, val_examples)),
+             "train": measure(train_examples[:n], train_items[:n])}
+    if ctx.config.curve_greedy:
+        summary, _ = evaluate_task(ctx, model, scheme_name, val_examples, sample=False)
+        point["val"].update({k: summary[k] for k in ("acc", "mean_iou", "box_recall") if k in summary})
+    model.train()
+    return point
+
+def _teacher_forced(model, collator, items, image_sizes, loc_ids, scheme):
+    "The teacher-forced measures of a curve point, rounded to 5 digits: loc NLL, entropy, mass within 1, argmax-box IoU and Acc@0.5."
+    stats = teacher_forced_loc_stats(model, collator, items, loc_ids, scheme, indices=True)
+    iou = teacher_forced_box_iou(stats, scheme, image_sizes)
+    values = {"loc_nll": stats["nll"].mean(), "loc_entropy": stats["entropy"].mean(), "loc_mass_1": stats["mass_1"].mean(),
+              "tf_iou": iou.mean(), "tf_acc": (iou >= 0.5).double().mean()}
+    return {k: round(v.item(), 5) for k, v in values.items()}
+
+def _curve_at(cfg, steps:int):
+    "The steps a run of `steps` steps scores itself at: the config's `curve_steps` up to `steps`, and `steps` itself."
+    return sorted({s for s in cfg.curve_steps if s <= steps} | {steps}) if cfg.curve_steps else []
+
 def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, hparams:dict):
-    "Fine-tune and evaluate one grid point; returns its results row."
+    """Fine-tune and evaluate one grid point; returns its results row.
+    A zero-shot run (method `ZERO_SHOT`, size 0) scores the base model as it is."""
     cfg = ctx.config
     seed_everything(seed)
     t0 = time.time()
-    steps = run_steps(cfg, hparams["steps"], size)
-    try: model, log = fine_tune(ctx, scheme_name, method, hparams, ctx.train_items(scheme_name, size, seed), seed, steps)
-    except NonFiniteError as e:  # name the run (the error keeps its step)
-        e.args = (f"run {run_id(scheme_name, method, size, seed)} with {hparams}: {e}",)
-        raise
+    zero = method == ZERO_SHOT
+    steps = 0 if zero else run_steps(cfg, hparams["steps"], size)
+    val = ctx.examples("val", cfg.n_curve)
+    if zero: model, log, curve = copy.deepcopy(ctx.bases[scheme_name][0]).to(ctx.device), {}, {}
+    else:
+        examples = ctx.train_examples(size, seed)
+        items = ctx.items(scheme_name, examples)
+        at = _EvalAt(_curve_at(cfg, steps), lambda m: curve_point(ctx, m, scheme_name, val, examples, items))
+        try: model, log = fine_tune(ctx, scheme_name, method, hparams, items, seed, steps, callbacks=[at.callback])
+        except NonFiniteError as e:  # name the run (the error keeps its step)
+            e.args = (f"run {run_id(scheme_name, method, size, seed)} with {hparams}: {e}",)
+            raise
+        curve = {str(s): at.scores[s] for s in sorted(at.scores)}
     t1 = time.time()
+    if zero and cfg.curve_steps: curve = {"0": curve_point(ctx, model, scheme_name, val, [])}  # no training examples
     _, tok, scheme, collator = ctx.bases[scheme_name]
     test = ctx.examples("test", cfg.n_test)
     summary, hits = evaluate_task(ctx, model, scheme_name, test, seed)
@@ -109,13 +153,16 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
     summary.update({f"loc_{k}": v.mean().item() for k, v in stats.items()})
     t2 = time.time()
     logged = ("loss", "sg_ce", "sg_loc_entropy", "sg_loc_mass_1")
-    train_logs = {f"train_{k.removeprefix('sg_')}": float(v) for k, v in log.items() if k in logged}
+    window = {f"train_window_{k.removeprefix('sg_')}": float(v) for k, v in log.items() if k in logged}
+    if window: window["train_window_steps"] = [max(1, int(log["step"]) - TRAIN_LOG_WINDOW + 1), int(log["step"])]
     v = versions()
-    return {"run_id": run_id(scheme_name, method, size, seed), "config_hash": cfg.hash(), "task": cfg.task,
-            "scheme": scheme_name, "method": method, "size": size, "seed": seed, "hparams": hparams, "steps": steps,
-            "metrics": {**summary, **train_logs}, "correct": _bits(hits),
-            "entropy_hist": entropy_histogram(stats["entropy"], scheme.n_loc),
-            "timing": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)}, "versions": v, **_provenance(ctx, v)}
+    row = {"run_id": run_id(scheme_name, method, size, seed), "config_hash": cfg.hash(), "task": cfg.task,
+           "scheme": scheme_name, "method": method, "size": size, "seed": seed, "hparams": hparams, "steps": steps,
+           "metrics": {**summary, **window}, "correct": _bits(hits),
+           "entropy_hist": entropy_histogram(stats["entropy"], scheme.n_loc),
+           "timing": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)}, "versions": v, **_provenance(ctx, v)}
+    if curve: row["curve"] = curve
+    return row
 
 def _attempt(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, hparams:dict):
     """One run of a sweep: ('row', its results row), or ('diverged', a record of where it stopped)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .config import METHODS, SweepConfig
+from .config import LATER_FIELDS, METHODS, ZERO_SHOT, SweepConfig, parse_method
 
 # %% auto #0
 __all__ = ['run_id', 'grid', 'parse_shard', 'shard_runs', 'results_file', 'read_jsonl', 'read_json', 'read_results', 'append_row',
@@ -23,9 +23,9 @@ __all__ = ['run_id', 'grid', 'parse_shard', 'shard_runs', 'results_file', 'read_
 def run_id(scheme:str, method:str, size:int, seed:int): return f"{scheme}/{method}/n{size}/s{seed}"
 
 def grid(config:SweepConfig):
-    "Every run of the sweep as (scheme, method, size, seed), in a fixed order."
-    return [(sc, m, n, s) for sc in config.names() for m in config.methods for n in sorted(config.sizes)
-            for s in config.seeds]
+    "Every run of the sweep as (scheme, method, size, seed), in a fixed order; a zero-shot run first per base model."
+    return [run for sc in config.names() for run in [(sc, ZERO_SHOT, 0, 0)] * config.zero_shot
+            + [(sc, m, n, s) for m in config.methods_of(sc) for n in sorted(config.sizes) for s in config.seeds]]
 
 def parse_shard(shard):  # "i/n" with 0 <= i < n, or None for the whole grid
     "(i, n) from 'i/n'; raises a `ValueError` naming a malformed shard."
@@ -79,9 +79,11 @@ def read_json(path):
 
 def _grid_order(row):
     "The sort key of a row in grid order (scheme, method as in `METHODS`, size, seed)."
-    order = {m: k for k, m in enumerate(METHODS)}
+    order = {ZERO_SHOT: -1, **{m: k for k, m in enumerate(METHODS)}}
     method = row.get("method")
-    return (str(row.get("scheme")), order.get(method, len(order)), str(method), row.get("size", 0), row.get("seed", 0))
+    try: base = parse_method(method)[0]  # a variant sorts with its method
+    except ValueError: base = method
+    return (str(row.get("scheme")), order.get(base, len(order)), str(method), row.get("size", 0), row.get("seed", 0))
 
 def read_results(out_dir, config_hash=None,
                  own=None,  # the results file this process writes: the only one it repairs (other shards may be mid-write)
@@ -109,7 +111,7 @@ def check_sweep_dir(out_dir:Path, config:SweepConfig):
     path = Path(out_dir) / "sweep.json"
     mine = json.loads(json.dumps(asdict(config)))
     if path.exists():
-        old = read_json(path)["config"]
+        old = {**json.loads(json.dumps(LATER_FIELDS)), **read_json(path)["config"]}  # written before those fields existed
         diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
         if diff: raise ValueError(f"{out_dir} holds results of another sweep configuration (differs in {diff}); "
                                   f"use a new output directory, or rerun with the same settings to resume")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..analysis import seed_summary
 from ..core import check_choice, versions
-from .config import PRESETS, SweepConfig, load_sweep_config
+from .config import PRESETS, SweepConfig, load_sweep_config, run_hparams
 from .context import SweepContext
 from .store import append_row, check_sweep_dir, committed_tuned_path, grid, parse_shard
 from .store import read_results, results_file, run_id, shard_runs
@@ -25,14 +25,10 @@ from ..models import base_model_dir
 __all__ = ['run_sweep', 'results_table', 'run_experiment', 'tune_preset', 'base_model_card']
 
 # %% ../../nbs/10h_experiments.sweep.ipynb #e688a043
-def _run_values(tuned:dict, scheme:str, method:str):
-    "The tuned values a run uses (without the tuning's `val_*` scores)."
-    return {k: v for k, v in tuned.get(scheme, {}).get(method, {}).items() if not k.startswith("val_")}
-
-def _check_resumable(out_dir:Path, stored, tuned:dict):
+def _check_resumable(out_dir:Path, config:SweepConfig, stored, tuned:dict):
     "A resumed sweep must use the hyperparameters its finished rows (and divergence records) used."
     for row in stored:
-        now = _run_values(tuned, row["scheme"], row["method"])
+        now = run_hparams(config, tuned, row["scheme"], row["method"], row["size"])
         if now and row["hparams"] != now:
             raise ValueError(f"{row['run_id']} in {out_dir} ran with {row['hparams']}, but the tuned values are now "
                              f"{now}; use a new output directory")
@@ -69,10 +65,10 @@ def run_sweep(config:SweepConfig, out_dir, shard=None, tune:bool=False, device="
     path, dpath = results_file(out_dir, shard), results_file(out_dir, shard, "diverged")
     finished = read_results(out_dir, config.hash(), own=path)
     diverged = read_results(out_dir, config.hash(), own=dpath, kind="diverged")  # not rerun: it would diverge again
-    _check_resumable(out_dir, finished + diverged, tuned)
+    _check_resumable(out_dir, config, finished + diverged, tuned)
     done = {r["run_id"] for r in finished + diverged}
     todo = [r for r in shard_runs(grid(config), shard) if run_id(*r) not in done]
-    jobs = [Job("soft_grounding.experiments.runs", "_attempt", (sc, m, n, s, _run_values(tuned, sc, m)),
+    jobs = [Job("soft_grounding.experiments.runs", "_attempt", (sc, m, n, s, run_hparams(config, tuned, sc, m, n)),
                 f"run {run_id(sc, m, n, s)}") for sc, m, n, s in todo]
     workers = min(workers, max(len(jobs), 1))
     bar = tqdm(total=len(jobs), desc=f"sweep ({workers} worker{'s' if workers > 1 else ''})", disable=not progress)

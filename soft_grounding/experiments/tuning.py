@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ..core import seed_everything
-from .config import LR_CHOICES, METHODS
+from .config import LR_CHOICES, METHODS, missing_hparams, parse_method, run_hparams, run_steps
 from .context import SweepContext
 from .runs import _EvalAt, evaluate_task, fine_tune
 from .store import append_row, committed_tuned_path, read_json, read_jsonl
@@ -17,7 +17,7 @@ from .workers import Job, _check_workers, default_workers, run_jobs
 from ..training import NonFiniteError
 
 # %% auto #0
-__all__ = ['coordinate_search', 'tune', 'get_tuned']
+__all__ = ['coordinate_search', 'tune', 'tuning_pairs', 'get_tuned']
 
 # %% ../../nbs/10f_experiments.tuning.ipynb #c4b684df
 def _lr_order():
@@ -52,8 +52,9 @@ def _trial_score(row):
     "A tuning row's score: its best ((acc, mean IoU), minus the step count) over the step counts (equals: the shorter)."
     return max(((v["acc"], v["mean_iou"]), -int(st)) for st, v in row["val"].items())
 
-def _val_trial(ctx:SweepContext, scheme_name:str, method:str, hp:dict, steps):
-    """One tuning trial: fine-tune on the `tune_size` tuning examples, scored on the validation pool after each of
+def _val_trial(ctx:SweepContext, scheme_name:str, method:str, hp:dict, steps,
+               size:int=None):  # training examples (None: `tune_size`)
+    """One tuning trial: fine-tune on `size` tuning examples, scored on the validation pool after each of
     `steps`. Returns ({step: {acc, mean_iou}}, the step it diverged at or None)."""
     cfg = ctx.config
     val = ctx.examples("val", cfg.n_val)
@@ -63,25 +64,27 @@ def _val_trial(ctx:SweepContext, scheme_name:str, method:str, hp:dict, steps):
         return {"acc": s["acc"], "mean_iou": s.get("mean_iou", s.get("box_recall", 0.0))}  # ground: box recall breaks ties
     ev = _EvalAt(steps, score)
     seed_everything(cfg.tune_seed)
-    items = ctx.train_items(scheme_name, cfg.tune_size, cfg.tune_seed)
+    items = ctx.train_items(scheme_name, size or cfg.tune_size, cfg.tune_seed)
     try: fine_tune(ctx, scheme_name, method, hp, items, cfg.tune_seed, max(steps), callbacks=[ev.callback])
     except NonFiniteError as e: diverged = e.step  # a diverging trial scores 0 at the step counts it did not reach
     else: diverged = None
     zero = {"acc": 0.0, "mean_iou": 0.0}
     return {str(st): ev.scores.get(st, zero) for st in sorted(set(steps))}, diverged
 
-def _tune_pair(ctx:SweepContext, scheme_name:str, method:str, done:dict, on_trial):
+def _tune_pair(ctx:SweepContext, scheme_name:str, method:str, done:dict, on_trial,
+               size:int=None):  # tune at this training size (None: `tune_size`)
     """The coordinate search of one (scheme, method), replaying the stored trials in `done`.
     Calls `on_trial(row, new)` after each trial; returns (tuned entry, trials)."""
     cfg, rows = ctx.config, []
+    steps = sorted({run_steps(cfg, s, size) for s in cfg.step_choices}) if size else cfg.step_choices  # what runs train
     def evaluate(hp):
-        tid = f"{scheme_name}/{method}/t{len(rows)}"
+        tid = f"{scheme_name}/{method}{'' if size is None else f'@n{size}'}/t{len(rows)}"
         row = done.get(tid)
         new = row is None or row["hparams"] != hp  # not run yet (or run by another search): run it
         if new:
-            val, diverged = _val_trial(ctx, scheme_name, method, hp, cfg.step_choices)
+            val, diverged = _val_trial(ctx, scheme_name, method, hp, steps, size)
             row = {"trial_id": tid, "config_hash": cfg.hash(), "scheme": scheme_name, "method": method, "hparams": hp,
-                   "val": val}
+                   "val": val, **({} if size is None else {"size": size})}
             if diverged is not None: row["diverged_at_step"] = diverged
         rows.append(row)
         on_trial(row, new)
@@ -90,10 +93,10 @@ def _tune_pair(ctx:SweepContext, scheme_name:str, method:str, done:dict, on_tria
     hp, (key, minus_steps) = max(tried, key=lambda t: t[1])  # the first of equals
     return {**hp, "steps": -minus_steps, "val_acc": key[0], "val_mean_iou": key[1]}, len(tried)
 
-def _tune_job(ctx:SweepContext, scheme_name:str, method:str, done:dict, report):
+def _tune_job(ctx:SweepContext, scheme_name:str, method:str, done:dict, size:int=None, report=None):
     "A worker's job: one search, reporting ('trial', row, new) after each trial; returns ('tuned', ...)."
-    entry, n_tried = _tune_pair(ctx, scheme_name, method, done, lambda row, new: report("trial", row, new))
-    return "tuned", scheme_name, method, entry, n_tried
+    entry, n_tried = _tune_pair(ctx, scheme_name, method, done, lambda row, new: report("trial", row, new), size)
+    return "tuned", scheme_name, method if size is None else f"{method}@n{size}", entry, n_tried
 
 # %% ../../nbs/10f_experiments.tuning.ipynb #5b263f30
 def tune(ctx:SweepContext, out_dir, progress:bool=True,
@@ -103,9 +106,10 @@ def tune(ctx:SweepContext, out_dir, progress:bool=True,
     cfg, out_dir = ctx.config, Path(out_dir)
     path = out_dir / "tuning.jsonl"
     done = {r["trial_id"]: r for r in read_jsonl(path) if r.get("config_hash") == cfg.hash()}
-    pairs = [(s, m) for s in cfg.names() for m in cfg.methods]
-    workers = min(_check_workers(workers) or default_workers(ctx.device, cfg), len(pairs))
-    bar = tqdm(total=sum(_search_size(m, cfg.n_trials) for _, m in pairs), disable=not progress,
+    sizes = cfg.sizes if cfg.tune_per_size else (None,)
+    pairs = [(s, m, n) for s, m in tuning_pairs(cfg) for n in sizes]
+    workers = min(_check_workers(workers) or default_workers(ctx.device, cfg), max(len(pairs), 1))
+    bar = tqdm(total=sum(_search_size(m, cfg.n_trials) for _, m, _ in pairs), disable=not progress,
                desc=f"tuning ({workers} worker{'s' if workers > 1 else ''})")
     entries = {}
     def on_trial(row, new):
@@ -114,24 +118,32 @@ def tune(ctx:SweepContext, out_dir, progress:bool=True,
             done[row["trial_id"]] = row
         bar.set_postfix_str(row["trial_id"])
         bar.update()
-    def on_tuned(scheme_name, method, entry, n_tried):
-        entries[scheme_name, method] = entry
-        bar.total -= _search_size(method, cfg.n_trials) - n_tried  # repeats the search skipped
+    def on_tuned(scheme_name, key, entry, n_tried):  # key: the method, or "method@n<size>" when tuned per size
+        entries[scheme_name, key] = entry
+        bar.total -= _search_size(key.split("@")[0], cfg.n_trials) - n_tried  # repeats the search skipped
         bar.refresh()
+    def key(m, n): return m if n is None else f"{m}@n{n}"
     jobs = [Job("soft_grounding.experiments.tuning", "_tune_job",
-                (s, m, {k: r for k, r in done.items() if k.startswith(f"{s}/{m}/")}), f"tuning of {s}/{m}", reports=True)
-            for s, m in pairs]
+                (s, m, {k: r for k, r in done.items() if k.startswith(f"{s}/{key(m, n)}/")}, n),
+                f"tuning of {s}/{key(m, n)}", reports=True) for s, m, n in pairs]
     run_jobs(ctx, jobs, workers, {"trial": on_trial, "tuned": on_tuned})
     bar.close()
-    settings = {k: getattr(cfg, k) for k in ("tune_size", "n_trials", "n_val", "step_choices", "tune_seed")}
+    settings = {k: getattr(cfg, k) for k in ("tune_size", "n_trials", "n_val", "step_choices", "tune_seed", "tune_per_size")}
     record = {"config_hash": cfg.hash(), "tuning": {"search": "coordinate", "precision": ctx.precision, **settings},
-              "tuned": {s: {m: entries[s, m] for m in cfg.methods} for s in cfg.names()}}
+              "tuned": {s: {key(m, n): entries[s, key(m, n)] for s2, m, n in pairs if s2 == s} for s in cfg.names()}}
     (out_dir / "tuned.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
 
-def _missing(tuned:dict, cfg):
-    "The (scheme, method) pairs of `cfg` that `tuned` has no values for, as 'scheme/method'."
-    return [f"{s}/{m}" for s in cfg.names() for m in cfg.methods if m not in tuned.get(s, {})]
+def tuning_pairs(cfg):
+    """The (scheme, method) pairs a tuning of `cfg` searches: the methods (a variant's own method) whose runs lack a
+    hyperparameter that the config and the variant do not fix."""
+    out = []
+    for s in cfg.names():
+        for name in cfg.methods_of(s):
+            method = parse_method(name)[0]
+            unfixed = {"lr", "steps", *METHODS[method].space} - set(run_hparams(cfg, {}, s, name))
+            if unfixed and (s, method) not in out: out.append((s, method))
+    return out
 
 def get_tuned(ctx:SweepContext, out_dir:Path, do_tune:bool=False, progress:bool=True, workers:int=1):
     "The tuned hyperparameters {scheme: {method: {lr, steps, ...}}}: the directory's, fresh tuning, or the committed ones."
@@ -143,16 +155,17 @@ def get_tuned(ctx:SweepContext, out_dir:Path, do_tune:bool=False, progress:bool=
         return tune(ctx, out_dir, progress, workers)["tuned"]
     if path.exists():
         tuned = read_json(path)["tuned"]
-        if missing := _missing(tuned, cfg):
+        if missing := missing_hparams(cfg, tuned):
             raise ValueError(f"{path} has no tuned values for {missing}: copy in the complete tuned.json of the "
                              f"tuning, or rerun with --tune in a new output directory")
         return tuned
     committed = committed_tuned_path(cfg.task)
     tuned = read_json(committed)["tuned"] if committed.exists() else {}
-    missing = _missing(tuned, cfg)
-    if cfg.model is not None or cfg.data is not None: missing = missing or ["(a real model or dataset)"]
+    pairs = tuning_pairs(cfg)
+    picked = {s: {m: tuned[s][m] for s2, m in pairs if s2 == s and m in tuned.get(s, {})} for s in cfg.names()}
+    missing = missing_hparams(cfg, picked)
+    if pairs and (cfg.model is not None or cfg.data is not None): missing = missing or ["(a real model or dataset)"]
     if missing: raise ValueError(f"no committed tuned values for {missing} (in {committed}); rerun with --tune to "
                                  f"tune them on the validation pool")
-    picked = {s: {m: tuned[s][m] for m in cfg.methods} for s in cfg.names()}
     path.write_text(json.dumps({"config_hash": None, "source": str(committed), "tuned": picked}, indent=2) + "\n")
     return picked
