@@ -79,8 +79,9 @@ def discrimination(rows, metric:str="acc"):
     """Does the setting discriminate?
     {(scheme, method): (gain from the smallest to the largest size, seed spread, gain > spread)};
     the spread is the larger sd of the two sizes. A method without results at either size is left out."""
-    table, out = summary_table(rows, metric), {}
-    sizes = sorted({n for by in table.values() for n in by})
+    from soft_grounding.experiments.config import ZERO_SHOT
+    table = {k: by for k, by in summary_table(rows, metric).items() if k[1] != ZERO_SHOT}
+    out, sizes = {}, sorted({n for by in table.values() for n in by})
     for key, by in table.items():
         if sizes[0] not in by or sizes[-1] not in by: continue
         small, large = by[sizes[0]], by[sizes[-1]]
@@ -163,12 +164,16 @@ def plot_curves(rows, metric:str="acc", ax=None, ylabel:str="test Acc@0.5"):
     """Data-efficiency curves: `metric` against training-set size, mean ± sd over seeds,
     one line per method, one panel per scheme."""
     import matplotlib.pyplot as plt
+    from soft_grounding.experiments.config import ZERO_SHOT
     table = summary_table(rows, metric)
     schemes = sorted({k[0] for k in table})
     fig, axes = plt.subplots(1, len(schemes), figsize=(5 * len(schemes), 3.6), squeeze=False, sharey=True)
     for ax, scheme in zip(axes[0], schemes):
         for (sc, method), by in table.items():
             if sc != scheme: continue
+            if method == ZERO_SHOT:  # the base model as it is: a line, not a point at n = 0 on a log axis
+                ax.axhline(by[0]["mean"], color="grey", ls=":", lw=1, label="zero-shot")
+                continue
             sizes = sorted(by)
             mean = [by[n]["mean"] for n in sizes]; sd = [by[n]["sd"] for n in sizes]
             ax.errorbar(sizes, mean, yerr=sd, marker="o", capsize=3, label=method)
@@ -274,7 +279,7 @@ def _report_diverged(gone):
 
 def _report_discrimination(rows):
     "Does each method gain more from the smallest to the largest size than its seeds spread?"
-    sizes = sorted({r["size"] for r in rows})
+    sizes = sorted({r["size"] for r in rows if r["method"] != "zero_shot"})
     if len(sizes) < 2: return []
     found = discrimination(rows)
     lines = [f"## Does the setting discriminate? (gain from n={sizes[0]} to n={sizes[-1]} against the larger seed sd)",
@@ -293,7 +298,8 @@ def _report_differences(rows, score):
              f"| scheme | method | size | Δ {score} | 95% CI |", "|---|---|---|---|---|"]
     lines += [f"| {s} | {m} | {n} | {d:+.3f} | [{lo:+.3f}, {hi:+.3f}] |"
               for (s, m, n), (d, lo, hi) in sorted(diffs.items())]
-    unpaired = sorted({(r["scheme"], r["method"], r["size"]) for r in rows if r["method"] != "onehot_ce"} - set(diffs))
+    unpaired = sorted({(r["scheme"], r["method"], r["size"]) for r in rows if r["method"] not in ("onehot_ce", "zero_shot")}
+                      - set(diffs))
     if unpaired:
         lines += ["", "Left out, with no seed in common with one-hot CE: "
                   + ", ".join(f"{s}/{m} n={n}" for s, m, n in unpaired) + "."]
@@ -374,6 +380,37 @@ def _report_tuned(tuned, config, out_dir):
             lines += [("figure", plot_labels(by_method, scheme), f"labels-{scheme}.png"), ""]
     return lines
 
+def _report_curves(rows, score):
+    "The learning curves, the train–held-out gap and the best point and drop against one-hot CE, when the runs kept curves."
+    from soft_grounding.curves import curve_series, overfit_summary, overfit_table, plot_gap, plot_learning_curves
+    if not curve_series(rows, "loc_nll"): return []
+    main = "acc" if curve_series(rows, "acc") else "tf_acc"
+    lines = ["## Learning curves (held-out validation examples, and the runs' own training examples)", "",
+             f"Each run scored itself at {sorted({int(s) for r in rows for s in r.get('curve', {})} - {0})} steps "
+             "(and at its last). The dotted line is the base model (zero-shot).", "",
+             ("figure", plot_learning_curves(rows, main, ylabel=f"held-out {'greedy ' + score if main == 'acc' else main}"),
+              "learning-curves.png"), "",
+             ("figure", plot_learning_curves(rows, "loc_nll"), "learning-curves-nll.png"), "",
+             ("figure", plot_gap(rows, "loc_nll"), "gap-nll.png"), ""]
+    for measure in (main, "loc_nll"):
+        lines += [f"### Best point and drop: held-out {measure}", "",
+                  "The best value of each method's seed-mean curve, the step it happens at, and the drop from it to the "
+                  "longest budget; against one-hot CE, the per-seed differences in best value and in drop, with "
+                  "Student-t intervals over seeds. A smaller drop is less overfitting.", "",
+                  overfit_table(overfit_summary(rows, measure), measure), ""]
+    return lines
+
+def _report_strength(rows):
+    "Test metrics against each thesis method's strength, when the sweep ran fixed strengths."
+    from soft_grounding.curves import STRENGTHS, plot_strength, strength_series
+    lines = []
+    for method in STRENGTHS:
+        series = strength_series(rows, method, "acc")
+        if any(len(by) > 1 for by in series.values()):
+            lines += [f"## Strength: {method} (test metrics against {STRENGTHS[method][0]}, fixed steps and learning rate)", "",
+                      ("figure", plot_strength(rows, method), f"strength-{method}.png"), ""]
+    return lines
+
 def _report_cost(rows):
     "The steps each run trained, and the time the sweep took."
     seconds = sum(r["timing"]["train_s"] + r["timing"]["eval_s"] for r in rows)
@@ -400,6 +437,7 @@ def write_report(out_dir):  # a sweep's output directory
     score = "Acc@0.5" if rows[0]["task"] == "refer" else "phrase-box recall@0.5"
     sections = (_report_head(rows, gone, score) + _report_diverged(gone) + _report_discrimination(rows)
                 + _report_differences(rows, score) + _report_distributions(rows, score) + _report_kinds(rows)
+                + _report_curves(rows, score) + _report_strength(rows)
                 + _report_tuned(tuned, config, out_dir) + _report_cost(rows))
     rep = out_dir / "report"
     rep.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,8 @@ import sys
 from fastcore.script import anno_parser
 
 # %% auto #0
-__all__ = ['SUBCOMMANDS', 'subcommand', 'usage', 'info', 'experiment', 'report', 'tune', 'probe', 'pretrain', 'main']
+__all__ = ['SUBCOMMANDS', 'subcommand', 'usage', 'info', 'split_names', 'experiment', 'report', 'tune', 'probe', 'pretrain',
+           'main']
 
 # %% ../nbs/12_cli.ipynb #b5b9574b
 SUBCOMMANDS = {}  # name -> function, in the order they are declared
@@ -40,13 +41,28 @@ def info(device:str="auto"):  # the device to check: auto, cpu, cuda, cuda:N or 
     print(json.dumps({**versions(), "device": str(default_device(device))}, indent=2))
 
 # %% ../nbs/12_cli.ipynb #d0a5353d
+def split_names(text:str):
+    "Comma-separated names, commas inside brackets kept: 'a,dip_gem[power=3,beta=0.7]' -> ['a', 'dip_gem[power=3,beta=0.7]']."
+    names, depth, current = [], 0, ""
+    for ch in text:
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            names.append(current.strip())
+            current = ""
+        else: current += ch
+    return [n for n in names + [current.strip()] if n]
+
 @subcommand
 def experiment(
     out:str="runs/default",  # output directory for results, the report and its plots
-    preset:str="default",  # "default" (the 2x2 on both base models), "full" (every method, 5 seeds, tuned) or "smoke"
+    # "default" (the 2x2 on both base models), "full" (every method, 5 seeds, tuned), "overfit" (training length and
+    # strength), "strength" (fixed strengths at n=16 and 1,024) or "smoke"
+    preset:str="default",
     tune:bool=False,  # redo the tuning on the validation pool instead of using the committed values
     shard:str=None,  # "i/n": run only shard i of n of the grid
-    methods:str=None,  # comma-separated methods instead of the preset's (e.g. onehot_ce,dip_ce)
+    methods:str=None,  # comma-separated methods instead of the preset's (e.g. onehot_ce,dip_ce or dip_gem[power=3,beta=0.7])
+    schemes:str=None,  # comma-separated base models instead of the preset's (e.g. A)
+    tune_per_size:bool=False,  # with --tune: tune every method at every training size, not only at one
     seeds:int=None,  # number of seeds instead of the preset's
     task:str=None,  # "ground": grounded captioning instead of the preset's refer
     device:str="auto",  # auto, cpu, cuda, ...
@@ -58,7 +74,11 @@ def experiment(
     "Run the thesis experiment on the embedded default (the main job)."
     from soft_grounding.experiments import check_methods, run_experiment
     overrides = {}
-    if methods: overrides["methods"] = check_methods(m.strip() for m in methods.split(","))
+    if methods: overrides["methods"] = check_methods(split_names(methods))
+    if schemes: overrides["schemes"] = tuple(split_names(schemes))
+    if tune_per_size:
+        if not tune: raise ValueError("--tune_per_size tunes: give --tune as well (into a new output directory)")
+        overrides["tune_per_size"] = True
     if seeds is not None:
         if seeds < 1: raise ValueError(f"--seeds is a number of seeds and must be at least 1, got {seeds}")
         overrides["seeds"] = tuple(range(seeds))
