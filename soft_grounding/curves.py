@@ -49,7 +49,7 @@ def best_and_drop(curve:dict, higher:bool=True):  # {step: value}
     steps = sorted(curve)
     sign = 1 if higher else -1
     best_step = max(steps, key=lambda s: (sign * curve[s], -s))  # the earliest of equal bests
-    return curve[best_step], best_step, sign * (curve[best_step] - curve[steps[-1]])
+    return curve[best_step], best_step, max(0.0, sign * (curve[best_step] - curve[steps[-1]]))  # max: no -0.0
 
 def t_interval(values, level:float=0.95):
     "(mean, low, high): the Student-t interval of the mean of per-seed values (nan bounds for one value)."
@@ -68,7 +68,7 @@ def overfit_summary(rows, measure:str="acc", baseline:str="onehot_ce", level:flo
     higher = HIGHER_IS_BETTER[measure]
     series = curve_series(rows, measure)
     out = {}
-    for (scheme, size, method), by_seed in sorted(series.items()):
+    for (scheme, size, method), by_seed in sorted(series.items(), key=lambda kv: (kv[0][:2], kv[0][2] != baseline, kv[0][2])):
         steps, mean, _ = mean_curve(by_seed)
         best, step, drop = best_and_drop(dict(zip(steps, mean)), higher)
         entry = {"best": best, "best_step": step, "last_step": steps[-1], "drop": drop, "seeds": len(by_seed)}
@@ -98,8 +98,14 @@ def _panels(keys):
     "Sorted schemes and sizes of (scheme, size, ...) keys, and a figure with one panel per (scheme, size)."
     import matplotlib.pyplot as plt
     schemes, sizes = sorted({k[0] for k in keys}), sorted({k[1] for k in keys})
-    fig, axes = plt.subplots(len(schemes), len(sizes), figsize=(4.6 * len(sizes), 3.4 * len(schemes)), squeeze=False)
+    fig, axes = plt.subplots(len(schemes), len(sizes), figsize=(4.6 * len(sizes) + 2.4, 3.4 * len(schemes)), squeeze=False)
     return schemes, sizes, fig, axes
+
+def _legend_right(fig, axes):
+    "One legend for every panel, in a column the panels leave free on the right (inside the saved figure)."
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0, 1 - 2.4 / fig.get_figwidth(), 1))
+    fig.legend(handles, labels, fontsize=7, loc="center right")
 
 def _method_style(methods):
     "A colour per method, one-hot CE in black, and a dashed line for the GEM family."
@@ -132,9 +138,7 @@ def plot_learning_curves(rows, measure:str="acc", split:str="val", methods=None,
             ax.grid(alpha=0.3)
             ax.set_xlabel("training steps")
         axes[i][0].set_ylabel(ylabel or f"{'held-out' if split == 'val' else 'training-set'} {measure}")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
+    _legend_right(fig, axes)
     return fig
 
 def plot_gap(rows, measure:str="loc_nll", methods=None):
@@ -166,9 +170,7 @@ def plot_gap(rows, measure:str="loc_nll", methods=None):
             axes[i][j].grid(alpha=0.3)
             axes[i][j].set_xlabel("training steps")
         axes[i][0].set_ylabel(f"gap in {measure} ({'held-out - train' if sign > 0 else 'train - held-out'})")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.tight_layout()
+    _legend_right(fig, axes)
     return fig
 
 

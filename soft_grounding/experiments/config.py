@@ -81,14 +81,20 @@ def parse_method(name:str):  # a method ("dip_ce") or a variant at fixed values 
 
 def variant(method:str, **fixed):
     "The name of `method` at fixed parameter values, in the form `parse_method` reads: variant('dip_ce', power=2)."
-    name = method + (f"[{','.join(f'{k}={v:g}' for k, v in fixed.items())}]" if fixed else "")
+    order = list(METHODS[method].space) if method in METHODS else []
+    fixed = dict(sorted(fixed.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
+    name = method + (f"[{','.join(f'{k}={float(v):g}' for k, v in fixed.items())}]" if fixed else "")
     parse_method(name)
     return name
 
 def check_methods(names):
-    "The method names, checked: an unknown one raises a `ValueError` listing the known methods."
+    """The method names, checked: an unknown one raises a `ValueError` listing the known methods, a variant must be
+    written as `variant` writes it (one name per run), and its fixed values must make a valid `LossConfig`."""
     names = tuple(names)
-    for n in names: parse_method(n)
+    for n in names:
+        method, fixed = parse_method(n)
+        if n != variant(method, **fixed): raise ValueError(f"write method {n!r} as {variant(method, **fixed)!r}")
+        METHODS[method].loss_config({**{k: v[0] for k, v in METHODS[method].space.items()}, **fixed})
     if not names: raise ValueError(f"no methods given; known methods: {list(METHODS)}")
     if len(set(names)) < len(names): raise ValueError(f"methods named twice in {list(names)}")
     return names
@@ -150,8 +156,7 @@ class SweepConfig:
             raise ValueError(f"train_steps must be >= 0 (0: tuned), for the schemes {list(self.names())}; got {self.train_steps}")
         for scheme, methods in (self.scheme_methods or {}).items():
             if scheme not in self.names(): raise ValueError(f"scheme_methods names scheme {scheme!r}, not one of {list(self.names())}")
-            if extra := [m for m in methods if m not in self.methods]:
-                raise ValueError(f"scheme_methods[{scheme!r}] has {extra}, which are not in methods")
+            if not self.methods_of(scheme): raise ValueError(f"scheme_methods[{scheme!r}] = {methods} leaves it none of {list(self.methods)}")
 
     def _check_model(self):
         check_choice(self.model.get("family"), tuple(FAMILIES), "model family")

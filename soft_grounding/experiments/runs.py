@@ -133,7 +133,7 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
     t0 = time.time()
     zero = method == ZERO_SHOT
     steps = 0 if zero else run_steps(cfg, hparams["steps"], size)
-    val = ctx.examples("val", cfg.n_curve)
+    val = ctx.examples("val", cfg.n_curve, start=cfg.n_val)  # after the tuning's validation examples: never used for a choice
     if zero: model, log, curve = copy.deepcopy(ctx.bases[scheme_name][0]).to(ctx.device), {}, {}
     else:
         examples = ctx.train_examples(size, seed)

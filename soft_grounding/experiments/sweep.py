@@ -118,7 +118,15 @@ def _preset_config(preset:str, **overrides):
             schemes.append(s)
         except ValueError as e: print(f"leaving scheme {s} out: {e}")
     if not schemes: raise ValueError("no shipped base model to run the sweep on")
-    return SweepConfig(**{**fields, "schemes": tuple(schemes)})
+    return SweepConfig(**_narrowed({**fields, "schemes": tuple(schemes)}))
+
+def _narrowed(fields:dict):
+    "A preset's fields with its per-scheme settings (`train_steps`, `scheme_methods`) cut to the schemes it runs."
+    schemes = fields.get("schemes", SweepConfig.schemes)
+    out = dict(fields)
+    if isinstance(out.get("train_steps"), dict): out["train_steps"] = {s: v for s, v in out["train_steps"].items() if s in schemes}
+    if out.get("scheme_methods"): out["scheme_methods"] = {s: v for s, v in out["scheme_methods"].items() if s in schemes}
+    return out
 
 def run_experiment(out_dir="runs/default",  # directory for results, plots and the report; made if missing
                    preset:str="default",  # "default", "full" or "smoke"
@@ -160,7 +168,7 @@ def tune_preset(out_dir,  # directory for tuning.jsonl and tuned.json (resumable
     check_choice(preset, tuple(PRESETS), "preset")
     fields = {**PRESETS[preset], **overrides}
     if schemes is not None: fields["schemes"] = tuple(schemes)
-    config = SweepConfig(**fields)
+    config = SweepConfig(**_narrowed(fields))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = tune(SweepContext(config, device, precision=precision), out_dir, progress, workers)
