@@ -72,6 +72,8 @@ def markdown_table(rows, metric:str="acc", digits:int=3):
     a cell with fewer seeds than the fullest says how many."""
     table = summary_table(rows, metric)
     full = max((s["n"] for by in table.values() for s in by.values()), default=0)
+    for (_, method), by in table.items():  # a zero-shot row is one run by design (the base model has no seed)
+        if method == "zero_shot": by.update({n: {**s, "n": full} for n, s in by.items()})
     return _size_table(table, lambda s: f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}"
                                         + (f" ({s['n']}/{full} seeds)" if s["n"] < full else ""))
 
@@ -286,12 +288,12 @@ def _report_discrimination(rows):
              "", "| scheme | method | gain | spread | discriminates |", "|---|---|---|---|---|"]
     lines += [f"| {s} | {m} | {g:+.3f} | {sp:.3f} | {'yes' if ok else 'NO'} |" for (s, m), (g, sp, ok) in found.items()]
     lines += [f"| {s} | {m} | | | no finished run at n={sizes[0]} or n={sizes[-1]} |"
-              for (s, m) in summary_table(rows) if (s, m) not in found]
+              for (s, m) in summary_table(rows) if (s, m) not in found and m != "zero_shot"]
     return lines + [""]
 
 def _report_differences(rows, score):
     "Paired differences against one-hot CE, with the sizes left out for want of a shared seed."
-    methods = {r["method"] for r in rows}
+    methods = {r["method"] for r in rows} - {"zero_shot"}
     if "onehot_ce" not in methods or len(methods) < 2: return []
     diffs = paired_differences(rows)
     lines = ["## Paired differences against one-hot CE (95% bootstrap CI over seeds and test examples)", "",
@@ -372,7 +374,7 @@ def _report_probe(tuned, config, out_dir):
 
 def _report_tuned(tuned, config, out_dir):
     "The tuned values, those at an edge of their choices, the probe beyond them, and the soft labels as tuned."
-    if not tuned: return []
+    if not any(tuned.values()): return []  # nothing tuned: every value fixed by the preset
     lines = ["## Tuned hyperparameters (validation pool)", "", "```json", json.dumps(tuned, indent=1), "```", ""]
     lines += _report_edges(tuned, config, out_dir) + _report_probe(tuned, config, out_dir)
     for scheme, by_method in tuned.items():
@@ -386,8 +388,9 @@ def _report_curves(rows, score):
     if not curve_series(rows, "loc_nll"): return []
     main = "acc" if curve_series(rows, "acc") else "tf_acc"
     lines = ["## Learning curves (held-out validation examples, and the runs' own training examples)", "",
-             f"Each run scored itself at {sorted({int(s) for r in rows for s in r.get('curve', {})} - {0})} steps "
-             "(and at its last). The dotted line is the base model (zero-shot).", "",
+             f"Each run scored itself at {sorted({int(s) for r in rows for s in r.get('curve', {})} - {0} - {r['steps'] for r in rows})} "
+             "steps and at its last; runs of different lengths end at different steps, so the drop below is to each "
+             "method's own last step. The dotted line is the base model (zero-shot).", "",
              ("figure", plot_learning_curves(rows, main, ylabel=f"held-out {'greedy ' + score if main == 'acc' else main}"),
               "learning-curves.png"), "",
              ("figure", plot_learning_curves(rows, "loc_nll"), "learning-curves-nll.png"), "",
@@ -407,7 +410,8 @@ def _report_strength(rows):
     for method in STRENGTHS:
         series = strength_series(rows, method, "acc")
         if any(len(by) > 1 for by in series.values()):
-            lines += [f"## Strength: {method} (test metrics against {STRENGTHS[method][0]}, fixed steps and learning rate)", "",
+            lines += [f"## Strength: {method} (test metrics against {STRENGTHS[method][0]}; the same steps and learning "
+                      "rate at every strength)", "",
                       ("figure", plot_strength(rows, method), f"strength-{method}.png"), ""]
     return lines
 

@@ -63,8 +63,9 @@ def t_interval(values, level:float=0.95):
 
 def overfit_summary(rows, measure:str="acc", baseline:str="onehot_ce", level:float=0.95):
     """Per (scheme, size, method), a dict of the seed-mean curve's best held-out value, its step and the drop from it
-    to the longest budget; and, paired by seed with `baseline`, the difference in each seed's best and in each seed's
-    drop, with `level` t-intervals over seeds."""
+    to the longest budget; and, paired by seed with `baseline`, the differences in those two numbers, with `level`
+    t-intervals over seeds. Each seed is read at its method's best step (the seed-mean curve's), so the mean of the
+    per-seed differences is the difference of the table's columns (a seed's own best would be biased up by its noise)."""
     higher = HIGHER_IS_BETTER[measure]
     series = curve_series(rows, measure)
     out = {}
@@ -75,10 +76,14 @@ def overfit_summary(rows, measure:str="acc", baseline:str="onehot_ce", level:flo
         base = series.get((scheme, size, baseline), {})
         shared = sorted(set(by_seed) & set(base))
         if method != baseline and shared:
-            mine = {s: best_and_drop(by_seed[s], higher) for s in shared}
-            theirs = {s: best_and_drop(base[s], higher) for s in shared}
+            base_steps, base_mean, _ = mean_curve(base)
+            _, base_step, _ = best_and_drop(dict(zip(base_steps, base_mean)), higher)
+            sign = 1 if higher else -1
+            def at(curve, best, last): return curve[best], sign * (curve[best] - curve[last])  # value at best, drop
+            mine = {s: at(by_seed[s], step, steps[-1]) for s in shared}
+            theirs = {s: at(base[s], base_step, base_steps[-1]) for s in shared}
             entry["d_best"] = t_interval([mine[s][0] - theirs[s][0] for s in shared], level)
-            entry["d_drop"] = t_interval([mine[s][2] - theirs[s][2] for s in shared], level)
+            entry["d_drop"] = t_interval([mine[s][1] - theirs[s][1] for s in shared], level)
         out[(scheme, size, method)] = entry
     return out
 

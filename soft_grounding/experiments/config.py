@@ -278,7 +278,8 @@ def tuned_at_edges(tuned,  # {scheme: {method: tuned values}}, as in `tuned.json
     out = []
     for scheme, by_method in tuned.items():
         for method, values in by_method.items():
-            grids = {"lr": LR_CHOICES, "steps": tuple(step_choices), **(METHODS[method].space if method in METHODS else {})}
+            own = method.split("@")[0]  # a per-size entry, "dip_ce@n16", has its method's space
+            grids = {"lr": LR_CHOICES, "steps": tuple(step_choices), **(METHODS[own].space if own in METHODS else {})}
             for name, choices in grids.items():
                 if name in values and len(set(choices)) > 1 and values[name] in (min(choices), max(choices)):
                     out.append((scheme, method, name, values[name], tuple(sorted(choices))))

@@ -67,6 +67,9 @@ def probe_beyond_grid(out_dir,  # a sweep's output directory (with sweep.json an
     config, tuned_record = _read_sweep_dir(out_dir)
     tuned = tuned_record["tuned"]
     precision = precision or tuned_record.get("tuning", {}).get("precision") or "auto"
+    if config.tune_per_size:
+        raise ValueError(f"{out_dir} was tuned at every size (tune_per_size); the probe scores a tuning at one size "
+                         f"(tune_size) and cannot probe it")
     if schemes is not None:
         unknown = sorted(set(schemes) - set(tuned))
         if unknown: raise ValueError(f"no tuned values for scheme(s) {unknown} in {out_dir}; it has {sorted(tuned)}")

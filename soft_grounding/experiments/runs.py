@@ -134,11 +134,17 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
     zero = method == ZERO_SHOT
     steps = 0 if zero else run_steps(cfg, hparams["steps"], size)
     val = ctx.examples("val", cfg.n_curve, start=cfg.n_val)  # after the tuning's validation examples: never used for a choice
+    spent = []
     if zero: model, log, curve = copy.deepcopy(ctx.bases[scheme_name][0]).to(ctx.device), {}, {}
     else:
         examples = ctx.train_examples(size, seed)
         items = ctx.items(scheme_name, examples)
-        at = _EvalAt(_curve_at(cfg, steps), lambda m: curve_point(ctx, m, scheme_name, val, examples, items))
+        def score(m):
+            start = time.time()
+            point = curve_point(ctx, m, scheme_name, val, examples, items)
+            spent.append(time.time() - start)
+            return point
+        at = _EvalAt(_curve_at(cfg, steps), score)
         try: model, log = fine_tune(ctx, scheme_name, method, hparams, items, seed, steps, callbacks=[at.callback])
         except NonFiniteError as e:  # name the run (the error keeps its step)
             e.args = (f"run {run_id(scheme_name, method, size, seed)} with {hparams}: {e}",)
@@ -160,7 +166,8 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
            "scheme": scheme_name, "method": method, "size": size, "seed": seed, "hparams": hparams, "steps": steps,
            "metrics": {**summary, **window}, "correct": _bits(hits),
            "entropy_hist": entropy_histogram(stats["entropy"], scheme.n_loc),
-           "timing": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)}, "versions": v, **_provenance(ctx, v)}
+           "timing": {"train_s": round(t1 - t0, 2), "curve_s": round(sum(spent), 2), "eval_s": round(t2 - t1, 2)},
+           "versions": v, **_provenance(ctx, v)}
     if curve: row["curve"] = curve
     return row
 

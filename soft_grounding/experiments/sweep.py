@@ -129,7 +129,7 @@ def _narrowed(fields:dict):
     return out
 
 def run_experiment(out_dir="runs/default",  # directory for results, plots and the report; made if missing
-                   preset:str="default",  # "default", "full" or "smoke"
+                   preset:str="default",  # "default", "full", "overfit", "strength" or "smoke" (`PRESETS`)
                    tune:bool=False,  # redo the tuning on the validation pool instead of using committed values
                    shard:str=None,  # "i/n": run only this shard of the grid
                    device:str="auto",  # where to run: auto, cpu, cuda, ...

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from ..core import seed_everything
@@ -82,9 +83,10 @@ def _tune_pair(ctx:SweepContext, scheme_name:str, method:str, done:dict, on_tria
         row = done.get(tid)
         new = row is None or row["hparams"] != hp  # not run yet (or run by another search): run it
         if new:
+            start = time.time()
             val, diverged = _val_trial(ctx, scheme_name, method, hp, steps, size)
             row = {"trial_id": tid, "config_hash": cfg.hash(), "scheme": scheme_name, "method": method, "hparams": hp,
-                   "val": val, **({} if size is None else {"size": size})}
+                   "val": val, **({} if size is None else {"size": size}), "seconds": round(time.time() - start, 2)}
             if diverged is not None: row["diverged_at_step"] = diverged
         rows.append(row)
         on_trial(row, new)
@@ -101,9 +103,11 @@ def _tune_job(ctx:SweepContext, scheme_name:str, method:str, done:dict, size:int
 # %% ../../nbs/10f_experiments.tuning.ipynb #5b263f30
 def tune(ctx:SweepContext, out_dir, progress:bool=True,
          workers:int=1):  # processes searching pairs at once (None: `default_workers`); the choices do not depend on it
-    "Tune every (scheme, method) of the sweep on the validation pool; writes and returns the `tuned.json` content."
+    """Tune the (scheme, method) pairs of the sweep that need it (`tuning_pairs`; per size with `tune_per_size`) on the
+    validation pool; writes and returns the `tuned.json` content."""
     from tqdm import tqdm
     cfg, out_dir = ctx.config, Path(out_dir)
+    _check_tunable(cfg)
     path = out_dir / "tuning.jsonl"
     done = {r["trial_id"]: r for r in read_jsonl(path) if r.get("config_hash") == cfg.hash()}
     sizes = cfg.sizes if cfg.tune_per_size else (None,)
@@ -145,9 +149,23 @@ def tuning_pairs(cfg):
             if unfixed and (s, method) not in out: out.append((s, method))
     return out
 
+def _check_tunable(cfg):
+    """Tuning searches a method's whole space (learning rate, steps and its own parameters); it cannot hold some of
+    them fixed. A run that fixes some (a variant, or the config's `lr` or `train_steps`) but not all is refused."""
+    for s in cfg.names():
+        for name in cfg.methods_of(s):
+            method, fixed = parse_method(name)
+            held = {**fixed, **({"lr": cfg.lr} if cfg.lr else {}), **({"steps": cfg.fixed_steps(s)} if cfg.fixed_steps(s) else {})}
+            unfixed = {"lr", "steps", *METHODS[method].space} - set(held)
+            if held and unfixed:
+                raise ValueError(f"{s}/{name} fixes {held} but not {sorted(unfixed)}, and tuning would search "
+                                 f"{method}'s whole space without holding them: fix every one, or tune the method itself")
+
 def get_tuned(ctx:SweepContext, out_dir:Path, do_tune:bool=False, progress:bool=True, workers:int=1):
     "The tuned hyperparameters {scheme: {method: {lr, steps, ...}}}: the directory's, fresh tuning, or the committed ones."
     cfg, path = ctx.config, Path(out_dir) / "tuned.json"
+    if cfg.tune_per_size and not do_tune and not path.exists():
+        raise ValueError("tune_per_size tunes every size afresh (no values are committed per size): rerun with --tune")
     if do_tune:
         if path.exists() and read_json(path).get("source"):
             raise ValueError(f"{out_dir} already ran with the committed tuned values; tuning now would mix "
