@@ -96,6 +96,7 @@ def steps_table(rows):
     (a row without `steps`: its tuned value)."""
     cells = {}
     for r in rows:
+        if r["method"] == "zero_shot": continue  # not fine-tuned
         steps = r.get("steps", r["hparams"].get("steps"))
         cells.setdefault((r["scheme"], r["method"]), {}).setdefault(r["size"], set()).add(steps)
     return _size_table(cells, lambda steps: "/".join(str(v) for v in sorted(steps)))
@@ -387,8 +388,9 @@ def _report_curves(rows, score):
     from soft_grounding.curves import curve_series, overfit_summary, overfit_table, plot_gap, plot_learning_curves
     if not curve_series(rows, "loc_nll"): return []
     main = "acc" if curve_series(rows, "acc") else "tf_acc"
+    scored = sorted({int(s) for r in rows for s in r.get("curve", {}) if int(s) not in (0, r["steps"])})
     lines = ["## Learning curves (held-out validation examples, and the runs' own training examples)", "",
-             f"Each run scored itself at {sorted({int(s) for r in rows for s in r.get('curve', {})} - {0} - {r['steps'] for r in rows})} "
+             f"Each run scored itself at {scored} "
              "steps and at its last; runs of different lengths end at different steps, so the drop below is to each "
              "method's own last step. The dotted line is the base model (zero-shot).", "",
              ("figure", plot_learning_curves(rows, main, ylabel=f"held-out {'greedy ' + score if main == 'acc' else main}"),

@@ -88,7 +88,7 @@ def overfit_summary(rows, measure:str="acc", baseline:str="onehot_ce", level:flo
     return out
 
 def overfit_table(summary:dict, measure:str="acc", digits:int=3):
-    "A markdown table of `overfit_summary`: best held-out value, its step, the drop to the longest budget, and both against the baseline."
+    "A markdown table of `overfit_summary`: the best held-out value, its step, the drop after it, and both against the baseline."
     def ci(t): return "" if t is None else f"{t[0]:+.{digits}f} [{t[1]:+.{digits}f}, {t[2]:+.{digits}f}]"
     out = [f"| scheme | n | method | best held-out {measure} | at step | drop to the last step | "
            "Δ best vs CE (95% CI) | Δ drop vs CE (95% CI) |", "|---|---|---|---|---|---|---|---|"]
@@ -208,7 +208,8 @@ def plot_strength(rows, method:str="dip_ce", metrics=("acc", "loc_entropy", "loc
         for k, ((scheme, size), by) in enumerate(series.items()):
             xs = list(by)
             mean = [sum(v) / len(v) for v in by.values()]
-            sd = [math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0 for v, m in zip(by.values(), mean)]
+            sd = [math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+                  for v, m in zip(by.values(), mean)]
             line = ax.errorbar(xs, mean, yerr=sd, marker="o", capsize=3, label=f"{scheme}, n={size}")
             if (scheme, size) in ce: ax.axhline(ce[(scheme, size)], color=line[0].get_color(), ls="--", lw=0.9)
         ax.set_xlabel(STRENGTHS[method][1], fontsize=8)

@@ -148,15 +148,18 @@ class SweepConfig:
         self._check_later()
 
     def _check_later(self):
-        if self.curve_steps and min(self.curve_steps) < 1: raise ValueError(f"curve_steps must be positive, got {self.curve_steps}")
+        if self.curve_steps and min(self.curve_steps) < 1:
+            raise ValueError(f"curve_steps must be positive, got {self.curve_steps}")
         if self.n_curve < 1: raise ValueError(f"n_curve must be at least 1, got {self.n_curve}")
         if self.lr < 0: raise ValueError(f"lr must be >= 0 (0: tuned), got {self.lr}")
         steps = self.train_steps if isinstance(self.train_steps, dict) else {s: self.train_steps for s in self.names()}
         if set(steps) - set(self.names()) or min(steps.values(), default=0) < 0:
             raise ValueError(f"train_steps must be >= 0 (0: tuned), for the schemes {list(self.names())}; got {self.train_steps}")
         for scheme, methods in (self.scheme_methods or {}).items():
-            if scheme not in self.names(): raise ValueError(f"scheme_methods names scheme {scheme!r}, not one of {list(self.names())}")
-            if not self.methods_of(scheme): raise ValueError(f"scheme_methods[{scheme!r}] = {methods} leaves it none of {list(self.methods)}")
+            if scheme not in self.names():
+                raise ValueError(f"scheme_methods names scheme {scheme!r}, not one of {list(self.names())}")
+            if not self.methods_of(scheme):
+                raise ValueError(f"scheme_methods[{scheme!r}] = {methods} leaves it none of {list(self.methods)}")
 
     def _check_model(self):
         check_choice(self.model.get("family"), tuple(FAMILIES), "model family")
@@ -246,10 +249,12 @@ OVERFIT_A = ("onehot_ce", *(variant("dip_ce", power=p) for p in (1, 2, 3, 6)),
              *(variant("smooth_ce", eps=e) for e in (0.1, 0.3)))
 OVERFIT_B = ("onehot_ce", variant("dip_ce", power=2), variant("dip_ce", power=6), variant("onehot_gem", beta=0.7),
              variant("gem_loc", beta=0.7))
-STRENGTH = ("onehot_ce", *(variant("dip_ce", power=p) for p in (1, 2, 3, 6)), *(variant("onehot_gem", beta=b) for b in (0.5, 0.7, 0.9)))
+STRENGTH = ("onehot_ce", *(variant("dip_ce", power=p) for p in (1, 2, 3, 6)),
+            *(variant("onehot_gem", beta=b) for b in (0.5, 0.7, 0.9)))
 PRESETS = {
     "default": dict(**CURVES),
     "full": dict(methods=FULL_METHODS, seeds=(0, 1, 2, 3, 4), **CURVES),
+    # overfit: 116 runs, 3,657 s of sweep (61 min) on the 2-core CPU with two workers (nbs/results/overfit)
     "overfit": dict(methods=OVERFIT_A, scheme_methods={"B": OVERFIT_B}, sizes=(16, 64), train_steps={"A": 240, "B": 120},
                     lr=FIXED_LR, zero_shot=True, curve_steps=(15, 30, 60, 120, 240), n_curve=100, curve_greedy=True,
                     n_test=200),

@@ -52,7 +52,8 @@ def fine_tune(ctx:SweepContext, scheme_name:str, method:str, hparams:dict, items
     if lora.get("lora_r"): lora["lora_targets"] = LORA_TARGETS[ctx.family]
     config = TrainingConfig(max_steps=max_steps, batch_size=ctx.config.batch_size, lr=hparams["lr"],
                             warmup_steps=ctx.config.warmup_steps, scheduler="constant_with_warmup", seed=seed,
-                            save_steps=-1, logging_steps=min(TRAIN_LOG_WINDOW, max_steps), device=str(ctx.device), precision=ctx.precision,
+                            save_steps=-1, logging_steps=min(TRAIN_LOG_WINDOW, max_steps), device=str(ctx.device),
+                            precision=ctx.precision,
                             progress=False, **lora)
     quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
     with tempfile.TemporaryDirectory() as d, quiet[0], quiet[1]:
@@ -114,7 +115,7 @@ def curve_point(ctx:SweepContext, model, scheme_name:str, val_examples, train_ex
     return point
 
 def _teacher_forced(model, collator, items, image_sizes, loc_ids, scheme):
-    "The teacher-forced measures of a curve point, rounded to 5 digits: loc NLL, entropy, mass within 1, argmax-box IoU and Acc@0.5."
+    "A curve point's teacher-forced measures, to 5 digits: loc NLL, entropy, mass within 1, the argmax box's IoU and Acc@0.5."
     stats = teacher_forced_loc_stats(model, collator, items, loc_ids, scheme, indices=True)
     iou = teacher_forced_box_iou(stats, scheme, image_sizes)
     values = {"loc_nll": stats["nll"].mean(), "loc_entropy": stats["entropy"].mean(), "loc_mass_1": stats["mass_1"].mean(),

@@ -124,7 +124,8 @@ def _narrowed(fields:dict):
     "A preset's fields with its per-scheme settings (`train_steps`, `scheme_methods`) cut to the schemes it runs."
     schemes = fields.get("schemes", SweepConfig.schemes)
     out = dict(fields)
-    if isinstance(out.get("train_steps"), dict): out["train_steps"] = {s: v for s, v in out["train_steps"].items() if s in schemes}
+    if isinstance(out.get("train_steps"), dict):
+        out["train_steps"] = {s: v for s, v in out["train_steps"].items() if s in schemes}
     if out.get("scheme_methods"): out["scheme_methods"] = {s: v for s, v in out["scheme_methods"].items() if s in schemes}
     return out
 

@@ -155,7 +155,9 @@ def _check_tunable(cfg):
     for s in cfg.names():
         for name in cfg.methods_of(s):
             method, fixed = parse_method(name)
-            held = {**fixed, **({"lr": cfg.lr} if cfg.lr else {}), **({"steps": cfg.fixed_steps(s)} if cfg.fixed_steps(s) else {})}
+            held = dict(fixed)
+            if cfg.lr: held["lr"] = cfg.lr
+            if cfg.fixed_steps(s): held["steps"] = cfg.fixed_steps(s)
             unfixed = {"lr", "steps", *METHODS[method].space} - set(held)
             if held and unfixed:
                 raise ValueError(f"{s}/{name} fixes {held} but not {sorted(unfixed)}, and tuning would search "
