@@ -119,15 +119,10 @@ def _method_style(methods):
     return {m: {"color": "black" if m == "onehot_ce" else cmap(k % 20), "lw": 2.2 if m == "onehot_ce" else 1.2,
                 "ls": "--" if "gem" in m else "-"} for k, m in enumerate(methods)}
 
-def plot_learning_curves(rows, measure:str="acc", split:str="val", methods=None, ylabel:str=None):
-    """Held-out (or training-set) `measure` against training steps: the mean over seeds with a ±1 sd band, one line per
-    method, one panel per (scheme, size); the base model's value (zero-shot) as a dotted line."""
-    series = curve_series(rows, measure, split)
-    if methods is not None: series = {k: v for k, v in series.items() if k[2] in methods}
-    if not series: raise ValueError(f"no learning curves of {measure!r} on {split!r} in these rows")
+def _band_figure(series):  # {(scheme, size, method): {seed: {step: value}}}
+    "One panel per (scheme, size): each method's mean over seeds against steps (log scale), with a ±1 sd band."
     schemes, sizes, fig, axes = _panels(series)
     style = _method_style(sorted({k[2] for k in series}, key=lambda m: (m != "onehot_ce", m)))
-    zero = zero_shot_values(rows, measure, split) if split == "val" else {}
     for (scheme, size, method), by_seed in series.items():
         ax = axes[schemes.index(scheme)][sizes.index(size)]
         steps, mean, sd = mean_curve(by_seed)
@@ -136,12 +131,23 @@ def plot_learning_curves(rows, measure:str="acc", split:str="val", methods=None,
                         color=style[method]["color"], alpha=0.12, lw=0)
     for i, scheme in enumerate(schemes):
         for j, size in enumerate(sizes):
-            ax = axes[i][j]
+            axes[i][j].set_xscale("log", base=2)
+            axes[i][j].set_title(f"scheme {scheme}, n={size}", fontsize=9)
+            axes[i][j].grid(alpha=0.3)
+            axes[i][j].set_xlabel("training steps")
+    return schemes, sizes, fig, axes
+
+def plot_learning_curves(rows, measure:str="acc", split:str="val", methods=None, ylabel:str=None):
+    """Held-out (or training-set) `measure` against training steps: the mean over seeds with a ±1 sd band, one line per
+    method, one panel per (scheme, size); the base model's value (zero-shot) as a dotted line."""
+    series = curve_series(rows, measure, split)
+    if methods is not None: series = {k: v for k, v in series.items() if k[2] in methods}
+    if not series: raise ValueError(f"no learning curves of {measure!r} on {split!r} in these rows")
+    schemes, sizes, fig, axes = _band_figure(series)
+    zero = zero_shot_values(rows, measure, split) if split == "val" else {}
+    for i, scheme in enumerate(schemes):
+        for ax in axes[i]:
             if scheme in zero: ax.axhline(zero[scheme], color="grey", ls=":", lw=1, label="zero-shot")
-            ax.set_xscale("log", base=2)
-            ax.set_title(f"scheme {scheme}, n={size}", fontsize=9)
-            ax.grid(alpha=0.3)
-            ax.set_xlabel("training steps")
         axes[i][0].set_ylabel(ylabel or f"{'held-out' if split == 'val' else 'training-set'} {measure}")
     _legend_right(fig, axes)
     return fig
@@ -159,21 +165,9 @@ def plot_gap(rows, measure:str="loc_nll", methods=None):
             shared = sorted(set(curve) & set(other))
             if shared: gaps.setdefault(key, {})[seed] = {s: sign * (curve[s] - other[s]) for s in shared}
     if not gaps: raise ValueError(f"no held-out and training-set curves of {measure!r} to compare")
-    schemes, sizes, fig, axes = _panels(gaps)
-    style = _method_style(sorted({k[2] for k in gaps}, key=lambda m: (m != "onehot_ce", m)))
-    for (scheme, size, method), by_seed in gaps.items():
-        ax = axes[schemes.index(scheme)][sizes.index(size)]
-        steps, mean, sd = mean_curve(by_seed)
-        ax.plot(steps, mean, label=method, **style[method])
-        ax.fill_between(steps, [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)],
-                        color=style[method]["color"], alpha=0.12, lw=0)
-    for i, scheme in enumerate(schemes):
-        for j, size in enumerate(sizes):
-            axes[i][j].set_xscale("log", base=2)
-            axes[i][j].set_title(f"scheme {scheme}, n={size}", fontsize=9)
-            axes[i][j].axhline(0, color="k", lw=0.6)
-            axes[i][j].grid(alpha=0.3)
-            axes[i][j].set_xlabel("training steps")
+    schemes, sizes, fig, axes = _band_figure(gaps)
+    for i in range(len(schemes)):
+        for ax in axes[i]: ax.axhline(0, color="k", lw=0.6)
         axes[i][0].set_ylabel(f"gap in {measure} ({'held-out - train' if sign > 0 else 'train - held-out'})")
     _legend_right(fig, axes)
     return fig
