@@ -55,7 +55,8 @@ def test_experiment_writes_under_out(tmp_path):
     res = run("experiment", "--out", str(out), "--preset", "smoke", "--tune", "--device", "cpu")
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert len(rows) == 8 and len({r["run_id"] for r in rows}) == 8
+    assert len(rows) == 9 and len({r["run_id"] for r in rows}) == 9  # 2 methods x 2 sizes x 2 seeds, and the zero-shot row
+    assert [r["run_id"] for r in rows if r["method"] == "zero_shot"] == ["A/zero_shot/n0/s0"]
     assert (out / "report" / "report.md").read_text().startswith("# soft_grounding sweep report")
     assert (out / "report" / "curves.png").stat().st_size > 1000
     assert "A/dip_ce" in res.stdout  # the final table
