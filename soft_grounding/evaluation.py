@@ -11,12 +11,13 @@ import torch
 
 from .core import check_choice
 from .geometry import BinScheme, GridScheme, LocScheme, box_iou
+from .ranking import auroc, best_of_curve, box_confidence, diversity, ece, refer_ap, risk_coverage
 
 # %% auto #0
 __all__ = ['grounding_accuracy', 'expected_positions', 'expectation_box', 'loc_distribution_stats', 'teacher_forced_loc_stats',
-           'teacher_forced_box_iou', 'expression_kind', 'sample_texts', 'evaluate_refer', 'summarise_refer',
-           'ground_pairs', 'score_ground', 'evaluate_ground', 'coco_map', 'duplicate_rate', 'evaluate_detect',
-           'flickr_recall']
+           'teacher_forced_box_iou', 'expression_kind', 'sample_texts', 'beam_texts', 'evaluate_refer',
+           'summarise_refer', 'ground_pairs', 'score_ground', 'evaluate_ground', 'coco_map', 'duplicate_rate',
+           'evaluate_detect', 'flickr_recall']
 
 # %% ../nbs/09_evaluation.ipynb #5dc190ec
 def grounding_accuracy(pred_boxes,  # [N, 4] predicted pixel xyxy, one per expression
@@ -163,10 +164,26 @@ def sample_texts(model, tokenizer, collator, items, n:int, max_new_tokens:int, s
                                if t not in skip]) for seq in new]
     return [texts[i * n:(i + 1) * n] for i in range(len(items))]
 
+@torch.no_grad()
+def beam_texts(model, tokenizer, collator, items, k:int, max_new_tokens:int):
+    "The `k` beams of a beam search of width `k` per item, best first: list of lists of texts."
+    model.eval()
+    batch = collator([{**item, "answer": ""} for item in items], for_generation=True)
+    device = next(model.parameters()).device
+    inputs = {key: v.to(device) for key, v in batch.items() if key not in ("labels", "loc_index")}
+    out = model.generate(**inputs, do_sample=False, num_beams=k, num_return_sequences=k, max_new_tokens=max_new_tokens,
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    start = 1 if getattr(model.config, "is_encoder_decoder", False) else inputs["input_ids"].shape[1]
+    skip = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
+    texts = [tokenizer.decode([t for t in (seq[:seq.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in seq else seq)
+                               if t not in skip]) for seq in out[:, start:].tolist()]
+    return [texts[i * k:(i + 1) * k] for i in range(len(items))]
+
 def evaluate_refer(model, tokenizer, scheme:LocScheme, collator, examples,  # refer `Example`s
                    family:str="default", batch_size:int=64, num_beams:int=1,
                    best_of:int=0,  # sampled answers per example for best-of-N IoU (0: skip)
-                   n_best_of:int=64,  # how many of the examples get best-of-N sampling
+                   n_best_of:int=64,  # how many of the examples get best-of-N sampling (and beams)
+                   beams:int=0,  # beams kept per example for top-k recall, on the first `n_best_of` examples (0: skip)
                    threshold:float=0.5, seed:int=0,
                    loc_stats:bool=True):  # also the teacher-forced distribution metrics (one more forward pass)
     "(summary dict, per-example records) of a model on refer examples."
@@ -196,16 +213,26 @@ def evaluate_refer(model, tokenizer, scheme:LocScheme, collator, examples,  # re
                 for stat in ("mean", "median"):
                     rec[f"iou_{stat}"] = box_iou(expectation_box(scheme, first, ex.image_size, stat), truth).item()
             else: rec["iou_mean"] = rec["iou_median"] = rec["iou"]
+            # the chosen loc tokens' full-vocabulary probabilities, and the box's confidence from them (0 without a loc token)
+            rec["loc_probs"] = [float(dist[idx]) * mass for idx, dist, mass in rows[:scheme.tokens_per_box]]
+            rec["conf"] = box_confidence(rec["loc_probs"]) if rec["loc_probs"] else 0.0
+            rec["conf_min"] = box_confidence(rec["loc_probs"], "min") if rec["loc_probs"] else 0.0
             records.append(rec)
-    if best_of > 1:
-        k = min(n_best_of, len(examples))
-        for s in range(0, k, batch_size):
-            chunk = examples[s:min(s + batch_size, k)]
-            samples = sample_texts(model, tokenizer, collator, items_all[s:s + len(chunk)], best_of, max_new, seed=seed + s)
-            for j, (ex, texts) in enumerate(zip(chunk, samples)):
-                boxes = [_first_box(scheme.parse(t, ex.image_size)) for t in texts]
-                records[s + j]["best_of_iou"] = max((box_iou(b, ex.targets[0].box).item() for b in boxes if b is not None),
-                                                    default=0.0)
+    k = min(n_best_of, len(examples))
+    def candidates(texts, ex):  # the first box of each text, and its IoU with the truth (0 without one)
+        boxes = [_first_box(scheme.parse(t, ex.image_size)) for t in texts]
+        return boxes, [box_iou(b, ex.targets[0].box).item() if b is not None else 0.0 for b in boxes]
+    for s in range(0, k if best_of > 1 else 0, batch_size):
+        chunk = examples[s:min(s + batch_size, k)]
+        samples = sample_texts(model, tokenizer, collator, items_all[s:s + len(chunk)], best_of, max_new, seed=seed + s)
+        for j, (ex, texts) in enumerate(zip(chunk, samples)):
+            boxes, ious = candidates(texts, ex)
+            records[s + j].update({"best_of_iou": max(ious), "sample_ious": ious, **diversity(boxes)})
+    for s in range(0, k if beams > 1 else 0, batch_size):
+        chunk = examples[s:min(s + batch_size, k)]
+        for j, (ex, texts) in enumerate(zip(chunk, beam_texts(model, tokenizer, collator, items_all[s:s + len(chunk)],
+                                                               beams, max_new))):
+            records[s + j]["beam_ious"] = candidates(texts, ex)[1]
     stats = (teacher_forced_loc_stats(model, collator, items_all, loc_token_ids(scheme, tokenizer), scheme, batch_size)
              if loc_stats else None)
     return summarise_refer(records, stats, threshold), records
@@ -224,6 +251,18 @@ def summarise_refer(records, stats=None, threshold:float=0.5):
         out[f"acc_{kind}"] = mean([r["iou"] >= threshold for r in records if r["kind"] == kind])
     best = [r["best_of_iou"] for r in records if "best_of_iou" in r]
     if best: out.update({"best_of_acc": mean([b >= threshold for b in best]), "best_of_iou": mean(best), "best_of_n": len(best)})
+    sampled = [r for r in records if "sample_ious" in r]
+    if sampled:  # oracle best of the first N samples, and pass@N from all of them
+        for n, v in best_of_curve([r["sample_ious"] for r in sampled], threshold=threshold).items():
+            out.update({f"best_of_acc@{n}": v["acc"], f"best_of_iou@{n}": v["iou"], f"pass@{n}": v["pass"]})
+        pairwise = [r["mean_pairwise_iou"] for r in sampled if not math.isnan(r["mean_pairwise_iou"])]
+        out.update({"sample_distinct": mean([r["distinct"] for r in sampled]), "sample_pairwise_iou": mean(pairwise)})
+    beamed = [r["beam_ious"] for r in records if "beam_ious" in r]
+    if beamed: out.update({f"beam_recall@{len(beamed[0])}": mean([max(b) >= threshold for b in beamed]), "beam_n": len(beamed)})
+    if all("conf" in r for r in records):  # calibration and ranking of the greedy box's confidence (geometric mean)
+        conf, hit = [r["conf"] for r in records], [r["iou"] >= threshold for r in records]
+        out.update({"conf_mean": mean(conf), "ece": ece(conf, hit), "auroc": auroc(conf, hit),
+                    "aurc": risk_coverage(conf, hit)["aurc"], "ap_50": refer_ap(conf, hit)})
     if stats is not None:
         out.update({f"loc_{k}": v.mean().item() for k, v in stats.items()})
     return out

@@ -18,7 +18,7 @@ from ..core import seed_everything, versions
 from ..evaluation import evaluate_ground, evaluate_refer, teacher_forced_box_iou, teacher_forced_loc_stats
 from .config import METHODS, ZERO_SHOT, parse_method, run_steps
 from .context import SweepContext
-from .store import _bits, entropy_histogram, run_id
+from .store import _bits, entropy_histogram, pack_unit, run_id
 from ..geometry import loc_token_ids
 from ..losses import GroundingLoss
 from ..models import LORA_TARGETS
@@ -64,16 +64,17 @@ def fine_tune(ctx:SweepContext, scheme_name:str, method:str, hparams:dict, items
 # %% ../../nbs/10d_experiments.runs.ipynb #d88020b5
 def evaluate_task(ctx:SweepContext, model, scheme_name:str, examples, seed:int=0,
                   sample:bool=True):  # best-of-N sampling as the config asks (off for tuning's scores)
-    "(summary, per-item hits) of `model` on the sweep's task: refer (one hit per expression) or ground (one per phrase)."
+    """(summary, per-item hits, per-item confidences) of `model` on the sweep's task: refer (one hit and one confidence
+    per expression, the geometric mean of its box's loc-token probabilities) or ground (one hit per phrase; no confidences)."""
     _, tok, scheme, collator = ctx.bases[scheme_name]
     cfg = ctx.config
     if cfg.task == "refer":
         summary, records = evaluate_refer(model, tok, scheme, collator, examples, family=ctx.family,
                                           best_of=cfg.best_of if sample else 0, n_best_of=cfg.n_best_of, seed=seed,
                                           loc_stats=False)
-        return summary, [r["iou"] >= 0.5 for r in records]
+        return summary, [r["iou"] >= 0.5 for r in records], [r["conf"] for r in records]
     summary, records = evaluate_ground(model, tok, scheme, collator, examples, family=ctx.family)
-    return summary, [h for r in records for h in r["phrase_hits"]]
+    return summary, [h for r in records for h in r["phrase_hits"]], None
 
 # %% ../../nbs/10d_experiments.runs.ipynb #b77f753a
 def cpu_model():
@@ -109,7 +110,7 @@ def curve_point(ctx:SweepContext, model, scheme_name:str, val_examples, train_ex
     point = {"val": measure(val_examples, ctx.items(scheme_name, val_examples)),
              "train": measure(train_examples[:n], train_items[:n])}
     if ctx.config.curve_greedy:
-        summary, _ = evaluate_task(ctx, model, scheme_name, val_examples, sample=False)
+        summary, *_ = evaluate_task(ctx, model, scheme_name, val_examples, sample=False)
         point["val"].update({k: summary[k] for k in ("acc", "mean_iou", "box_recall") if k in summary})
     model.train()
     return point
@@ -155,7 +156,7 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
     if zero and cfg.curve_steps: curve = {"0": curve_point(ctx, model, scheme_name, val, [])}  # no training examples
     _, tok, scheme, collator = ctx.bases[scheme_name]
     test = ctx.examples("test", cfg.n_test)
-    summary, hits = evaluate_task(ctx, model, scheme_name, test, seed)
+    summary, hits, confidence = evaluate_task(ctx, model, scheme_name, test, seed)
     stats = teacher_forced_loc_stats(model, collator, ctx.items(scheme_name, test), loc_token_ids(scheme, tok), scheme)
     summary.update({f"loc_{k}": v.mean().item() for k, v in stats.items()})
     t2 = time.time()
@@ -170,6 +171,7 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
            "timing": {"train_s": round(t1 - t0, 2), "curve_s": round(sum(spent), 2), "eval_s": round(t2 - t1, 2)},
            "versions": v, **_provenance(ctx, v)}
     if curve: row["curve"] = curve
+    if confidence is not None: row["confidence"] = pack_unit(confidence)
     return row
 
 def _attempt(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, hparams:dict):

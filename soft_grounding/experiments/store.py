@@ -17,7 +17,7 @@ from .config import LATER_FIELDS, METHODS, ZERO_SHOT, SweepConfig, parse_method
 
 # %% auto #0
 __all__ = ['run_id', 'grid', 'parse_shard', 'shard_runs', 'results_file', 'read_jsonl', 'read_json', 'read_results', 'append_row',
-           'check_sweep_dir', 'committed_tuned_path', 'unpack_bits', 'entropy_histogram']
+           'check_sweep_dir', 'committed_tuned_path', 'unpack_bits', 'pack_unit', 'unpack_unit', 'entropy_histogram']
 
 # %% ../../nbs/10b_experiments.store.ipynb #fd0f69bf
 def run_id(scheme:str, method:str, size:int, seed:int): return f"{scheme}/{method}/n{size}/s{seed}"
@@ -136,6 +136,20 @@ def unpack_bits(text:str, n:int):
     bits = "".join(f"{int(c, 16):04b}" for c in text)
     if len(bits) < n: raise ValueError(f"a bit string of {len(text)} hex digits holds fewer than {n} flags")
     return [c == "1" for c in bits[:n]]
+
+def pack_unit(values,  # numbers in [0, 1] (a confidence per example)
+              digits:int=3):  # hex digits per value: 3 keeps 1/4,095 steps
+    "Numbers in [0, 1] packed as fixed-width hex, rounded to `16 ** digits - 1` steps."
+    top = 16 ** digits - 1
+    if any(not 0 <= v <= 1 for v in values):
+        raise ValueError(f"pack_unit takes numbers in [0, 1], got {min(values)}..{max(values)}")
+    return "".join(f"{round(v * top):0{digits}x}" for v in values)
+
+def unpack_unit(text:str, digits:int=3):
+    "The numbers that `pack_unit` packed into `text`."
+    if len(text) % digits: raise ValueError(f"a packed string of {len(text)} hex digits is not in groups of {digits}")
+    top = 16 ** digits - 1
+    return [int(text[i:i + digits], 16) / top for i in range(0, len(text), digits)]
 
 def entropy_histogram(entropies, n_loc:int, bins:int=20):
     "Counts of entropies in `bins` equal bins over [0, log n_loc]."

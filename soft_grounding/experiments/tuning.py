@@ -60,7 +60,7 @@ def _val_trial(ctx:SweepContext, scheme_name:str, method:str, hp:dict, steps,
     cfg = ctx.config
     val = ctx.examples("val", cfg.n_val)
     def score(model):
-        s, _ = evaluate_task(ctx, model, scheme_name, val, sample=False)
+        s, *_ = evaluate_task(ctx, model, scheme_name, val, sample=False)
         model.train()
         return {"acc": s["acc"], "mean_iou": s.get("mean_iou", s.get("box_recall", 0.0))}  # ground: box recall breaks ties
     ev = _EvalAt(steps, score)
