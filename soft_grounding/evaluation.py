@@ -146,6 +146,15 @@ def expression_kind(expression:str):  # a synthetic-world referring expression
 def _first_box(parsed):
     return tuple(parsed[0].box) if len(parsed) else None
 
+def _grouped_texts(model, tokenizer, inputs, out, n:int):
+    "The new text of each of `generate`'s sequences (up to eos), `n` per item: list of lists."
+    # the decoder start, or the prompt
+    start = 1 if getattr(model.config, "is_encoder_decoder", False) else inputs["input_ids"].shape[1]
+    skip = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
+    texts = [tokenizer.decode([t for t in (seq[:seq.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in seq else seq)
+                               if t not in skip]) for seq in out[:, start:].tolist()]
+    return [texts[i * n:(i + 1) * n] for i in range(len(texts) // n)]
+
 @torch.no_grad()
 def sample_texts(model, tokenizer, collator, items, n:int, max_new_tokens:int, seed:int=0):
     "`n` sampled answers (temperature 1, no top-k) per item: list of lists of texts."
@@ -156,13 +165,7 @@ def sample_texts(model, tokenizer, collator, items, n:int, max_new_tokens:int, s
     inputs = {k: v.to(device) for k, v in batch.items() if k not in ("labels", "loc_index")}
     out = model.generate(**inputs, do_sample=True, top_k=0, top_p=1.0, temperature=1.0, num_return_sequences=n,
                          max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    # decoder start, or the prompt
-    start = 1 if getattr(model.config, "is_encoder_decoder", False) else inputs["input_ids"].shape[1]
-    new = out[:, start:].tolist()
-    skip = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
-    texts = [tokenizer.decode([t for t in (seq[:seq.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in seq else seq)
-                               if t not in skip]) for seq in new]
-    return [texts[i * n:(i + 1) * n] for i in range(len(items))]
+    return _grouped_texts(model, tokenizer, inputs, out, n)
 
 @torch.no_grad()
 def beam_texts(model, tokenizer, collator, items, k:int, max_new_tokens:int):
@@ -173,11 +176,7 @@ def beam_texts(model, tokenizer, collator, items, k:int, max_new_tokens:int):
     inputs = {key: v.to(device) for key, v in batch.items() if key not in ("labels", "loc_index")}
     out = model.generate(**inputs, do_sample=False, num_beams=k, num_return_sequences=k, max_new_tokens=max_new_tokens,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-    start = 1 if getattr(model.config, "is_encoder_decoder", False) else inputs["input_ids"].shape[1]
-    skip = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
-    texts = [tokenizer.decode([t for t in (seq[:seq.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in seq else seq)
-                               if t not in skip]) for seq in out[:, start:].tolist()]
-    return [texts[i * k:(i + 1) * k] for i in range(len(items))]
+    return _grouped_texts(model, tokenizer, inputs, out, k)
 
 def evaluate_refer(model, tokenizer, scheme:LocScheme, collator, examples,  # refer `Example`s
                    family:str="default", batch_size:int=64, num_beams:int=1,
