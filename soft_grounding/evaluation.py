@@ -15,7 +15,7 @@ from .ranking import auroc, best_of_curve, box_confidence, diversity, ece, refer
 
 # %% auto #0
 __all__ = ['grounding_accuracy', 'expected_positions', 'expectation_box', 'loc_distribution_stats', 'teacher_forced_loc_stats',
-           'teacher_forced_box_iou', 'expression_kind', 'sample_texts', 'beam_texts', 'evaluate_refer',
+           'teacher_forced_box_iou', 'expression_kind', 'sample_texts', 'beam_texts', 'refer_records', 'evaluate_refer',
            'summarise_refer', 'ground_pairs', 'score_ground', 'evaluate_ground', 'coco_map', 'duplicate_rate',
            'evaluate_detect', 'flickr_recall']
 
@@ -148,11 +148,9 @@ def _first_box(parsed):
 
 def _grouped_texts(model, tokenizer, inputs, out, n:int):
     "The new text of each of `generate`'s sequences (up to eos), `n` per item: list of lists."
-    # the decoder start, or the prompt
-    start = 1 if getattr(model.config, "is_encoder_decoder", False) else inputs["input_ids"].shape[1]
-    skip = {tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.bos_token_id}
-    texts = [tokenizer.decode([t for t in (seq[:seq.index(tokenizer.eos_token_id)] if tokenizer.eos_token_id in seq else seq)
-                               if t not in skip]) for seq in out[:, start:].tolist()]
+    from soft_grounding.models import new_texts
+    start = 1 if getattr(model.config, "is_encoder_decoder", False) else inputs["input_ids"].shape[1]  # decoder start, or prompt
+    texts = new_texts(tokenizer, out[:, start:].cpu())
     return [texts[i * n:(i + 1) * n] for i in range(len(texts) // n)]
 
 @torch.no_grad()
@@ -178,20 +176,34 @@ def beam_texts(model, tokenizer, collator, items, k:int, max_new_tokens:int):
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     return _grouped_texts(model, tokenizer, inputs, out, k)
 
-def evaluate_refer(model, tokenizer, scheme:LocScheme, collator, examples,  # refer `Example`s
+def _prefix_loc_stats(prefix, loc_ids, distance_matrix):
+    "`loc_distribution_stats` of a `SharedPrefix`'s true answers, at every loc position (item order, then answer order)."
+    logits, _, loc_index = prefix.teacher_forced()
+    at = loc_index >= 0
+    probs = torch.softmax(logits[at.to(logits.device)], -1)[:, loc_ids.to(logits.device)].cpu()
+    return loc_distribution_stats(probs, loc_index[at], distance_matrix)
+
+def refer_records(model, tokenizer, scheme:LocScheme, collator, examples,  # refer `Example`s
                    family:str="default", batch_size:int=64, num_beams:int=1,
                    best_of:int=0,  # sampled answers per example for best-of-N IoU (0: skip)
                    n_best_of:int=64,  # how many of the examples get best-of-N sampling (and beams)
                    beams:int=0,  # beams kept per example for top-k recall, on the first `n_best_of` examples (0: skip)
-                   threshold:float=0.5, seed:int=0,
-                   loc_stats:bool=True):  # also the teacher-forced distribution metrics (one more forward pass)
-    "(summary dict, per-example records) of a model on refer examples."
+                   seed:int=0,  # the samples' random stream
+                   loc_stats:bool=True,  # also the teacher-forced distribution metrics (one more forward pass)
+                   share_prefix:bool=True):  # one prefill per batch for all passes (`decoding.SharedPrefix`), where it serves
+    "(per-example records, teacher-forced loc stats or None) of a model on refer examples; `evaluate_refer` sums them up."
     from soft_grounding.data.tasks import format_example
+    from soft_grounding.decoding import SharedPrefix, shares_prefix
     from soft_grounding.geometry import loc_token_ids
     from soft_grounding.models import generate
     if not examples: raise ValueError("no examples to evaluate")
-    records, items_all = [], []
-    max_new = scheme.tokens_per_box + 4
+    shared = share_prefix and num_beams == 1 and shares_prefix(model)
+    records, items_all, parts = [], [], []
+    max_new, ids, dm = scheme.tokens_per_box + 4, loc_token_ids(scheme, tokenizer), scheme.distance_matrix()
+    n_cand = min(n_best_of, len(examples))  # the first n_cand examples get samples and beams
+    def candidates(texts, ex):  # the first box of each text, and its IoU with the truth (0 without one)
+        boxes = [_first_box(scheme.parse(t, ex.image_size)) for t in texts]
+        return boxes, [box_iou(b, ex.targets[0].box).item() if b is not None else 0.0 for b in boxes]
     for s in range(0, len(examples), batch_size):
         chunk = examples[s:s + batch_size]
         items = []
@@ -199,7 +211,9 @@ def evaluate_refer(model, tokenizer, scheme:LocScheme, collator, examples,  # re
             prompt, answer = format_example(ex, family, scheme)
             items.append({"prompt": prompt, "answer": answer, "image": ex.load_image()})
         items_all += items
-        texts, dists = generate(model, tokenizer, scheme, collator, items, max_new_tokens=max_new, num_beams=num_beams)
+        prefix = SharedPrefix(model, collator, items) if shared else None
+        texts, dists = (prefix.generate(scheme, max_new) if shared else
+                        generate(model, tokenizer, scheme, collator, items, max_new_tokens=max_new, num_beams=num_beams))
         for ex, text, rows in zip(chunk, texts, dists):
             truth = ex.targets[0].box
             parsed = scheme.parse(text, ex.image_size)
@@ -217,23 +231,27 @@ def evaluate_refer(model, tokenizer, scheme:LocScheme, collator, examples,  # re
             rec["conf"] = box_confidence(rec["loc_probs"]) if rec["loc_probs"] else 0.0
             rec["conf_min"] = box_confidence(rec["loc_probs"], "min") if rec["loc_probs"] else 0.0
             records.append(rec)
-    k = min(n_best_of, len(examples))
-    def candidates(texts, ex):  # the first box of each text, and its IoU with the truth (0 without one)
-        boxes = [_first_box(scheme.parse(t, ex.image_size)) for t in texts]
-        return boxes, [box_iou(b, ex.targets[0].box).item() if b is not None else 0.0 for b in boxes]
-    for s in range(0, k if best_of > 1 else 0, batch_size):
-        chunk = examples[s:min(s + batch_size, k)]
-        samples = sample_texts(model, tokenizer, collator, items_all[s:s + len(chunk)], best_of, max_new, seed=seed + s)
-        for j, (ex, texts) in enumerate(zip(chunk, samples)):
-            boxes, ious = candidates(texts, ex)
-            records[s + j].update({"best_of_iou": max(ious), "sample_ious": ious, **diversity(boxes)})
-    for s in range(0, k if beams > 1 else 0, batch_size):
-        chunk = examples[s:min(s + batch_size, k)]
-        for j, (ex, texts) in enumerate(zip(chunk, beam_texts(model, tokenizer, collator, items_all[s:s + len(chunk)],
-                                                               beams, max_new))):
-            records[s + j]["beam_ious"] = candidates(texts, ex)[1]
-    stats = (teacher_forced_loc_stats(model, collator, items_all, loc_token_ids(scheme, tokenizer), scheme, batch_size)
-             if loc_stats else None)
+        if shared and loc_stats: parts.append(_prefix_loc_stats(prefix, ids, dm))
+        m = max(0, min(n_cand - s, len(chunk)))  # this batch's examples that get candidates
+        if m and best_of > 1:
+            samples = (prefix.sample_texts(best_of, max_new, seed=seed + s, rows=range(m)) if shared else
+                       sample_texts(model, tokenizer, collator, items[:m], best_of, max_new, seed=seed + s))
+            for j, (ex, texts) in enumerate(zip(chunk, samples)):
+                boxes, ious = candidates(texts, ex)
+                records[s + j].update({"best_of_iou": max(ious), "sample_ious": ious, **diversity(boxes)})
+        if m and beams > 1:
+            found = (prefix.beam_texts(beams, max_new, rows=range(m)) if shared else
+                     beam_texts(model, tokenizer, collator, items[:m], beams, max_new))
+            for j, (ex, texts) in enumerate(zip(chunk, found)): records[s + j]["beam_ious"] = candidates(texts, ex)[1]
+    stats = None
+    if loc_stats:
+        stats = ({k: torch.cat([p[k] for p in parts]) for k in parts[0]} if shared else
+                 teacher_forced_loc_stats(model, collator, items_all, ids, scheme, batch_size))
+    return records, stats
+
+def evaluate_refer(model, tokenizer, scheme:LocScheme, collator, examples, threshold:float=0.5, **kwargs):
+    "(summary dict, per-example records) of a model on refer examples; `kwargs` go to `refer_records`."
+    records, stats = refer_records(model, tokenizer, scheme, collator, examples, **kwargs)
     return summarise_refer(records, stats, threshold), records
 
 def summarise_refer(records, stats=None, threshold:float=0.5):
@@ -292,8 +310,11 @@ def score_ground(text:str, example, scheme:LocScheme, threshold:float=0.5):
         ious = [(p, box_iou(b, t.box).item()) for p, b in pairs]
         phrase_hits.append(any(p == t.phrase and iou >= threshold for p, iou in ious))
         box_hits.append(any(iou >= threshold for _, iou in ious))
+    # precision: each predicted (phrase, box) pair that matches some target, with its phrase and without
+    pair_hits = [any(p == t.phrase and box_iou(b, t.box).item() >= threshold for t in example.targets) for p, b in pairs]
+    pair_box_hits = [any(box_iou(b, t.box).item() >= threshold for t in example.targets) for _, b in pairs]
     return {"caption_exact": caption == " ".join(example.caption.split()), "phrase_hits": phrase_hits, "box_hits": box_hits,
-            "n_pairs": len(pairs)}
+            "n_pairs": len(pairs), "pair_hits": pair_hits, "pair_box_hits": pair_box_hits}
 
 def evaluate_ground(model, tokenizer, scheme:LocScheme, collator, examples,  # ground `Example`s
                     family:str="default", batch_size:int=64, threshold:float=0.5, **_):
@@ -313,6 +334,12 @@ def evaluate_ground(model, tokenizer, scheme:LocScheme, collator, examples,  # g
     summary = {"n": len(hits), "n_examples": len(records), "acc": sum(hits) / len(hits), "box_recall": sum(boxes) / len(boxes),
                "caption_exact": sum(r["caption_exact"] for r in records) / len(records),
                "invalid_rate": sum(r["n_pairs"] == 0 for r in records) / len(records)}
+    # the counts behind the recalls, and precision over the predicted pairs (0 when none was predicted)
+    predicted = [h for r in records for h in r["pair_hits"]]
+    predicted_boxes = [h for r in records for h in r["pair_box_hits"]]
+    summary.update({"n_true_pairs": len(hits), "n_hit_pairs": sum(hits), "n_pred_pairs": len(predicted),
+                    "precision": sum(predicted) / len(predicted) if predicted else 0.0,
+                    "box_precision": sum(predicted_boxes) / len(predicted_boxes) if predicted_boxes else 0.0})
     return summary, records
 
 # %% ../nbs/09_evaluation.ipynb #d90354ee

@@ -19,8 +19,8 @@ __all__ = ['DEFAULT_SCHEMES', 'SPECIAL_TOKENS', 'FAMILY_SPECIALS', 'KOSMOS2_TAGS
            'count_parameters', 'pixel_values', 'paligemma_collator', 'load_paligemma', 'PaliGemmaProcessorCollator',
            'family_tokenizer', 'kosmos2_tokenizer', 'florence2_tokenizer', 'build_tiny_kosmos2', 'build_tiny_florence2',
            'Kosmos2ProcessorCollator', 'Florence2ProcessorCollator', 'is_encoder_decoder',
-           'decoder_input_ids_from_labels', 'load_kosmos2', 'load_florence2', 'generate', 'save_default_model',
-           'load_default_model', 'base_model_dir', 'load_base_model']
+           'decoder_input_ids_from_labels', 'load_kosmos2', 'load_florence2', 'new_texts', 'read_generated', 'generate',
+           'save_default_model', 'load_default_model', 'base_model_dir', 'load_base_model']
 
 # %% ../nbs/07_models.ipynb #ba28388a
 DEFAULT_SCHEMES = {"A": BinScheme("default-a", 64, "<loc{:02d}>", order="yxyx"),  # 64 bins per axis, y1 x1 y2 x2
@@ -358,6 +358,35 @@ def load_florence2(path, dtype=None):
     return _load_family(path, "florence2", "Florence2ForConditionalGeneration", FLORENCE2, dtype)
 
 # %% ../nbs/07_models.ipynb #bafa84ab
+def new_texts(tokenizer, new):  # LongTensor [R, steps]: generated tokens
+    "The text of each row of generated tokens: up to its first eos, without pad and bos tokens."
+    skip = {tokenizer.pad_token_id, tokenizer.bos_token_id}
+    out = []
+    for tokens in new.tolist():
+        if tokenizer.eos_token_id in tokens: tokens = tokens[:tokens.index(tokenizer.eos_token_id)]
+        out.append(tokenizer.decode([t for t in tokens if t not in skip]))
+    return out
+
+def read_generated(tokenizer, scheme:LocScheme,
+                   new,  # LongTensor [R, steps]: the generated tokens of each returned sequence
+                   logits,  # [R', steps, V] raw logits of the sequences that ran at each step
+                   rows_of=None):  # [R, steps] which of them a returned sequence was at each step (beam search); None: itself
+    "Texts and, per text, a list of (loc index, [n_loc] loc distribution, loc mass) at each generated loc position."
+    if rows_of is None: rows_of = torch.arange(len(new))[:, None].expand(-1, logits.shape[1])
+    ids = loc_token_ids(scheme, tokenizer)
+    loc_set = set(ids.tolist())
+    dists = []
+    for b in range(len(new)):
+        tokens = new[b].tolist()
+        if tokenizer.eos_token_id in tokens: tokens = tokens[:tokens.index(tokenizer.eos_token_id)]
+        rows = []
+        for step, token in enumerate(tokens):
+            if token in loc_set:
+                p = torch.softmax(logits[rows_of[b, step], step], -1)
+                rows.append((int((ids == token).nonzero()), p[ids] / p[ids].sum(), p[ids].sum().item()))
+        dists.append(rows)
+    return new_texts(tokenizer, new), dists
+
 @torch.no_grad()
 def generate(model, tokenizer, scheme:LocScheme, collator, items,  # dicts with "prompt" and "image"
              max_new_tokens:int=16, num_beams:int=1):
@@ -370,23 +399,9 @@ def generate(model, tokenizer, scheme:LocScheme, collator, items,  # dicts with 
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     # the decoder start token, or the prompt
     start = 1 if getattr(model.config, "is_encoder_decoder", False) else batch["input_ids"].shape[1]
-    new = gen.sequences[:, start:].cpu()
     logits = torch.stack(gen.logits, 1).float().cpu()  # [B x beams, steps, V]: raw logits of every running sequence
-    rows_of = gen.beam_indices.cpu() if num_beams > 1 else torch.arange(len(items))[:, None].expand(-1, logits.shape[1])
-    ids = loc_token_ids(scheme, tokenizer)
-    loc_set = set(ids.tolist())
-    texts, dists = [], []
-    for b in range(len(items)):
-        tokens = new[b].tolist()
-        if tokenizer.eos_token_id in tokens: tokens = tokens[:tokens.index(tokenizer.eos_token_id)]
-        texts.append(tokenizer.decode([t for t in tokens if t not in (tokenizer.pad_token_id, tokenizer.bos_token_id)]))
-        rows = []
-        for step, token in enumerate(tokens):
-            if token in loc_set:
-                p = torch.softmax(logits[rows_of[b, step], step], -1)
-                rows.append((int((ids == token).nonzero()), p[ids] / p[ids].sum(), p[ids].sum().item()))
-        dists.append(rows)
-    return texts, dists
+    return read_generated(tokenizer, scheme, gen.sequences[:, start:].cpu(), logits,
+                          gen.beam_indices.cpu() if num_beams > 1 else None)
 
 # %% ../nbs/07_models.ipynb #6033ca33
 def save_default_model(model, tokenizer, scheme_name:str, path):

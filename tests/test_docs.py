@@ -33,7 +33,7 @@ def site():
 
 def test_one_page_per_notebook(site):
     for name in ["index", "core", "geometry", "labels", "losses", "data.synthetic", "data.coco", "data.tasks",
-                 "models", "training", "evaluation", "ranking", "experiments.config", "experiments.store", "experiments.context",
+                 "models", "decoding", "training", "evaluation", "ranking", "experiments.config", "experiments.store", "experiments.context",
                  "experiments.runs", "experiments.workers", "experiments.tuning", "experiments.probe", "experiments.sweep",
                  "analysis", "curves", "cli"]:
         assert (site / f"{name}.html").stat().st_size > 1000, name

@@ -93,7 +93,7 @@ def test_exported_modules_define_what_they_use():
 
 # The layering (DESIGN.md): lowest first. `experiments.sweep` (and the package's `__init__`, which re-exports it) sits
 # above `analysis`, because the main job writes the report; `analysis` reads results through `experiments.store`.
-LAYERS = ["assets", "core", "geometry", "labels", "losses", "data", "models", "training", "ranking", "evaluation",
+LAYERS = ["assets", "core", "geometry", "labels", "losses", "data", "models", "decoding", "training", "ranking", "evaluation",
           "experiments.config", "experiments.store", "experiments.context", "experiments.runs", "experiments.workers",
           "experiments.tuning", "experiments.probe", "curves", "analysis", "experiments.sweep", "experiments", "cli"]
 

@@ -21,8 +21,8 @@ from ..models import DEFAULT_SCHEMES
 
 # %% auto #0
 __all__ = ['LR_CHOICES', 'DIP_POWERS', 'GEM_BETAS', 'METHODS', 'THESIS_METHODS', 'ZERO_SHOT', 'FAMILIES', 'FAMILY_SCHEMES',
-           'LATER_FIELDS', 'CURVES', 'FULL_METHODS', 'FIXED_LR', 'OVERFIT_A', 'OVERFIT_B', 'STRENGTH', 'PRESETS',
-           'Method', 'parse_method', 'variant', 'check_methods', 'SweepConfig', 'run_steps', 'run_hparams',
+           'LATER_FIELDS', 'CURVES', 'CANDIDATES', 'FULL_METHODS', 'FIXED_LR', 'OVERFIT_A', 'OVERFIT_B', 'STRENGTH',
+           'PRESETS', 'Method', 'parse_method', 'variant', 'check_methods', 'SweepConfig', 'run_steps', 'run_hparams',
            'missing_hparams', 'load_sweep_config', 'tuned_at_edges', 'beyond_value', 'probe_steps',
            'beyond_grid_trials']
 
@@ -134,6 +134,7 @@ class SweepConfig:
     lr: float = 0.0  # 0: each method's tuned learning rate; else every run's
     scheme_methods: dict = None  # {scheme: methods}: a scheme that runs only these of `methods`
     tune_per_size: bool = False  # tune each method at every training size, not only at `tune_size`
+    beams: int = 0  # beams kept per example for top-k recall, on the `n_best_of` examples (0: skip)
 
     def __post_init__(self):
         for name in ("schemes", "methods", "sizes", "seeds", "step_choices", "curve_steps"):
@@ -150,6 +151,8 @@ class SweepConfig:
     def _check_later(self):
         if self.curve_steps and min(self.curve_steps) < 1:
             raise ValueError(f"curve_steps must be positive, got {self.curve_steps}")
+        if self.beams < 0 or self.beams == 1: raise ValueError(f"beams must be 0 (off) or at least 2, got {self.beams}")
+        if self.best_of < 0: raise ValueError(f"best_of must be >= 0 (0: off), got {self.best_of}")
         if self.n_curve < 1: raise ValueError(f"n_curve must be at least 1, got {self.n_curve}")
         if self.lr < 0: raise ValueError(f"lr must be >= 0 (0: tuned), got {self.lr}")
         steps = self.train_steps if isinstance(self.train_steps, dict) else {s: self.train_steps for s in self.names()}
@@ -210,7 +213,8 @@ class SweepConfig:
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 LATER_FIELDS = {"zero_shot": False, "curve_steps": (), "n_curve": 64, "curve_greedy": False, "train_steps": 0, "lr": 0.0,
-                "scheme_methods": None, "tune_per_size": False}  # fields added after results were committed: their defaults
+                "scheme_methods": None, "tune_per_size": False,
+                "beams": 0}  # fields added after results were committed: their defaults
 
 def run_steps(config:SweepConfig, steps:int, size:int):
     "The fine-tuning steps of a run on `size` examples: the tuned `steps`, raised to `config.min_epochs` passes."
@@ -241,6 +245,7 @@ def missing_hparams(config:SweepConfig, tuned:dict):
     return out
 
 CURVES = dict(zero_shot=True, curve_steps=(15, 30, 60, 120))  # what every preset's runs keep: a zero-shot row, a curve
+CANDIDATES = dict(best_of=16, n_best_of=100, beams=5)  # best-of-16 samples and 5 beams on the first 100 test examples
 FULL_METHODS = ("onehot_ce", "dip_ce", "onehot_gem", "dip_gem", "smooth_ce", "gaussian_ce", "dist2", "ntl")
 FIXED_LR = 3e-4  # the learning rate every method's tuning picked, in the default and the full presets (all 24 pairs)
 OVERFIT_A = ("onehot_ce", *(variant("dip_ce", power=p) for p in (1, 2, 3, 6)),
@@ -252,15 +257,15 @@ OVERFIT_B = ("onehot_ce", variant("dip_ce", power=2), variant("dip_ce", power=6)
 STRENGTH = ("onehot_ce", *(variant("dip_ce", power=p) for p in (1, 2, 3, 6)),
             *(variant("onehot_gem", beta=b) for b in (0.5, 0.7, 0.9)))
 PRESETS = {
-    "default": dict(**CURVES),
-    "full": dict(methods=FULL_METHODS, seeds=(0, 1, 2, 3, 4), **CURVES),
+    "default": dict(**CURVES, **CANDIDATES),
+    "full": dict(methods=FULL_METHODS, seeds=(0, 1, 2, 3, 4), **CURVES, **CANDIDATES),
     # overfit: 116 runs, 3,657 s of sweep (61 min) on the 2-core CPU with two workers (nbs/results/overfit)
     "overfit": dict(methods=OVERFIT_A, scheme_methods={"B": OVERFIT_B}, sizes=(16, 64), train_steps={"A": 240, "B": 120},
                     lr=FIXED_LR, zero_shot=True, curve_steps=(15, 30, 60, 120, 240), n_curve=100, curve_greedy=True,
                     n_test=200),
     "strength": dict(methods=STRENGTH, sizes=(16, 1024), train_steps={"A": 60, "B": 30}, lr=FIXED_LR, zero_shot=True),
     "smoke": dict(schemes=("A",), methods=("onehot_ce", "dip_ce"), sizes=(4, 8), seeds=(0, 1), step_choices=(2, 4),
-                  n_test=8, n_val=8, n_trials=2, tune_size=4, batch_size=4, warmup_steps=1, best_of=2, n_best_of=2,
+                  n_test=8, n_val=8, n_trials=2, tune_size=4, batch_size=4, warmup_steps=1, best_of=2, n_best_of=2, beams=2,
                   zero_shot=True, curve_steps=(1, 2), n_curve=4),
 }
 

@@ -15,7 +15,8 @@ import time
 import torch
 
 from ..core import seed_everything, versions
-from ..evaluation import evaluate_ground, evaluate_refer, teacher_forced_box_iou, teacher_forced_loc_stats
+from ..evaluation import (evaluate_ground, refer_records, summarise_refer, teacher_forced_box_iou,
+                                       teacher_forced_loc_stats)
 from .config import METHODS, ZERO_SHOT, parse_method, run_steps
 from .context import SweepContext
 from .store import _bits, entropy_histogram, pack_unit, run_id
@@ -63,18 +64,27 @@ def fine_tune(ctx:SweepContext, scheme_name:str, method:str, hparams:dict, items
 
 # %% ../../nbs/10d_experiments.runs.ipynb #d88020b5
 def evaluate_task(ctx:SweepContext, model, scheme_name:str, examples, seed:int=0,
-                  sample:bool=True):  # best-of-N sampling as the config asks (off for tuning's scores)
-    """(summary, per-item hits, per-item confidences) of `model` on the sweep's task: refer (one hit and one confidence
-    per expression, the geometric mean of its box's loc-token probabilities) or ground (one hit per phrase; no confidences)."""
+                  sample:bool=True,  # best-of-N samples and beams as the config asks (off for tuning's scores)
+                  loc_stats:bool=False):  # also the teacher-forced loc statistics of the true answers
+    """(summary, per-item hits, per-item extras, loc stats) of `model` on the sweep's task: refer (one hit per expression;
+    extras: each one's confidence, the geometric mean of its box's loc-token probabilities, and the best-of-N and beam
+    hits of the examples that have them) or ground (one hit per phrase; no extras). The loc stats are
+    `teacher_forced_loc_stats`'s dict, or None without `loc_stats`; on refer they come from the same prefill as the rest
+    (`decoding.SharedPrefix`)."""
     _, tok, scheme, collator = ctx.bases[scheme_name]
     cfg = ctx.config
     if cfg.task == "refer":
-        summary, records = evaluate_refer(model, tok, scheme, collator, examples, family=ctx.family,
-                                          best_of=cfg.best_of if sample else 0, n_best_of=cfg.n_best_of, seed=seed,
-                                          loc_stats=False)
-        return summary, [r["iou"] >= 0.5 for r in records], [r["conf"] for r in records]
+        records, stats = refer_records(model, tok, scheme, collator, examples, family=ctx.family,
+                                       best_of=cfg.best_of if sample else 0, n_best_of=cfg.n_best_of,
+                                       beams=cfg.beams if sample else 0, seed=seed, loc_stats=loc_stats)
+        extras = {"confidence": [r["conf"] for r in records],
+                  "best_of_correct": [r["best_of_iou"] >= 0.5 for r in records if "best_of_iou" in r],
+                  "beam_correct": [max(r["beam_ious"]) >= 0.5 for r in records if "beam_ious" in r]}
+        return summarise_refer(records, stats), [r["iou"] >= 0.5 for r in records], extras, stats
     summary, records = evaluate_ground(model, tok, scheme, collator, examples, family=ctx.family)
-    return summary, [h for r in records for h in r["phrase_hits"]], None
+    stats = (teacher_forced_loc_stats(model, collator, ctx.items(scheme_name, examples), loc_token_ids(scheme, tok), scheme)
+             if loc_stats else None)
+    return summary, [h for r in records for h in r["phrase_hits"]], None, stats
 
 # %% ../../nbs/10d_experiments.runs.ipynb #b77f753a
 def cpu_model():
@@ -154,10 +164,9 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
         curve = {str(s): at.scores[s] for s in sorted(at.scores)}
     t1 = time.time()
     if zero and cfg.curve_steps: curve = {"0": curve_point(ctx, model, scheme_name, val, [])}  # no training examples
-    _, tok, scheme, collator = ctx.bases[scheme_name]
+    scheme = ctx.bases[scheme_name][2]
     test = ctx.examples("test", cfg.n_test)
-    summary, hits, confidence = evaluate_task(ctx, model, scheme_name, test, seed)
-    stats = teacher_forced_loc_stats(model, collator, ctx.items(scheme_name, test), loc_token_ids(scheme, tok), scheme)
+    summary, hits, extras, stats = evaluate_task(ctx, model, scheme_name, test, seed, loc_stats=True)
     summary.update({f"loc_{k}": v.mean().item() for k, v in stats.items()})
     t2 = time.time()
     logged = ("loss", "sg_ce", "sg_loc_entropy", "sg_loc_mass_1")
@@ -171,7 +180,9 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
            "timing": {"train_s": round(t1 - t0, 2), "curve_s": round(sum(spent), 2), "eval_s": round(t2 - t1, 2)},
            "versions": v, **_provenance(ctx, v)}
     if curve: row["curve"] = curve
-    if confidence is not None: row["confidence"] = pack_unit(confidence)
+    if extras is not None:
+        row["confidence"] = pack_unit(extras["confidence"])
+        row.update({k: _bits(extras[k]) for k in ("best_of_correct", "beam_correct") if extras[k]})
     return row
 
 def _attempt(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, hparams:dict):
