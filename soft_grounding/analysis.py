@@ -293,20 +293,24 @@ def _report_discrimination(rows):
     return lines + [""]
 
 def _report_differences(rows, score):
-    "Paired differences against one-hot CE, with the sizes left out for want of a shared seed."
+    """Paired differences against one-hot CE (hierarchical bootstrap over seeds and examples, Holm's procedure over the
+    table), with the sizes left out for want of a shared seed."""
+    from soft_grounding.candidates import decide, decision_table, hit_differences
     methods = {r["method"] for r in rows} - {"zero_shot"}
     if "onehot_ce" not in methods or len(methods) < 2: return []
-    diffs = paired_differences(rows)
-    lines = ["## Paired differences against one-hot CE (95% bootstrap CI over seeds and test examples)", "",
-             f"| scheme | method | size | Δ {score} | 95% CI |", "|---|---|---|---|---|"]
-    lines += [f"| {s} | {m} | {n} | {d:+.3f} | [{lo:+.3f}, {hi:+.3f}] |"
-              for (s, m, n), (d, lo, hi) in sorted(diffs.items())]
+    diffs = hit_differences(rows, "acc")
+    lines = ["## Paired differences against one-hot CE", "",
+             "Paired by seed and test example; the 95% interval is a hierarchical bootstrap (seeds resampled, then examples "
+             "within each seed; `ranking.hierarchical_bootstrap`), uncorrected. Verdicts apply Holm's procedure over the "
+             "whole table at 5%; \"at most\" is the largest gain the interval allows.", "",
+             decision_table(decide(diffs, "acc"), score)]
     unpaired = sorted({(r["scheme"], r["method"], r["size"]) for r in rows if r["method"] not in ("onehot_ce", "zero_shot")}
                       - set(diffs))
     if unpaired:
         lines += ["", "Left out, with no seed in common with one-hot CE: "
                   + ", ".join(f"{s}/{m} n={n}" for s, m, n in unpaired) + "."]
-    return lines + ["", ("figure", plot_differences(diffs, ylabel=f"Δ {score} (95% CI)"), "differences.png"), ""]
+    figure = plot_differences({k: v[:3] for k, v in diffs.items()}, ylabel=f"Δ {score} (95% CI)")
+    return lines + ["", ("figure", figure, "differences.png"), ""]
 
 def _report_distributions(rows, score):
     "Loc entropy, the invalid-output rate, greedy against expectation decoding, and the task's other metrics."
@@ -431,6 +435,7 @@ def write_report(out_dir):  # a sweep's output directory
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from soft_grounding.candidates import report_section
     from soft_grounding.experiments.store import read_json, read_results
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
@@ -443,7 +448,7 @@ def write_report(out_dir):  # a sweep's output directory
     score = "Acc@0.5" if rows[0]["task"] == "refer" else "phrase-box recall@0.5"
     sections = (_report_head(rows, gone, score) + _report_diverged(gone) + _report_discrimination(rows)
                 + _report_differences(rows, score) + _report_distributions(rows, score) + _report_kinds(rows)
-                + _report_curves(rows, score) + _report_strength(rows)
+                + _report_curves(rows, score) + report_section(rows) + _report_strength(rows)
                 + _report_tuned(tuned, config, out_dir) + _report_cost(rows))
     rep = out_dir / "report"
     rep.mkdir(parents=True, exist_ok=True)

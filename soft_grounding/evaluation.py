@@ -16,8 +16,8 @@ from .ranking import auroc, best_of_curve, box_confidence, diversity, ece, refer
 # %% auto #0
 __all__ = ['grounding_accuracy', 'expected_positions', 'expectation_box', 'loc_distribution_stats', 'teacher_forced_loc_stats',
            'teacher_forced_box_iou', 'expression_kind', 'sample_texts', 'beam_texts', 'refer_records', 'evaluate_refer',
-           'summarise_refer', 'ground_pairs', 'score_ground', 'evaluate_ground', 'coco_map', 'duplicate_rate',
-           'evaluate_detect', 'flickr_recall']
+           'summarise_refer', 'loc_picture', 'plot_loc_distributions', 'ground_pairs', 'score_ground',
+           'evaluate_ground', 'coco_map', 'duplicate_rate', 'evaluate_detect', 'flickr_recall']
 
 # %% ../nbs/09_evaluation.ipynb #5dc190ec
 def grounding_accuracy(pred_boxes,  # [N, 4] predicted pixel xyxy, one per expression
@@ -283,6 +283,58 @@ def summarise_refer(records, stats=None, threshold:float=0.5):
     if stats is not None:
         out.update({f"loc_{k}": v.mean().item() for k, v in stats.items()})
     return out
+
+# %% ../nbs/09_evaluation.ipynb #46770b2d
+def loc_picture(model, tokenizer, scheme:LocScheme, collator, examples,  # refer `Example`s
+                family:str="default"):
+    """Per example: its image, size, true box, greedy box (None without one), and the loc distributions at its first
+    box's greedy loc positions, as `plot_loc_distributions` takes them."""
+    from soft_grounding.data.tasks import format_example
+    from soft_grounding.models import generate
+    items = [{"prompt": format_example(ex, family, scheme)[0], "image": ex.load_image()} for ex in examples]
+    texts, dists = generate(model, tokenizer, scheme, collator, items, max_new_tokens=scheme.tokens_per_box + 4)
+    return [{"image": it["image"], "size": ex.image_size, "truth": ex.targets[0].box,
+             "dists": [d for _, d, _ in rows[:scheme.tokens_per_box]], "greedy": _first_box(scheme.parse(text, ex.image_size))}
+            for ex, it, text, rows in zip(examples, items, texts, dists)]
+
+def plot_loc_distributions(pictures:dict,  # {method: `loc_picture` list}, the same examples in each
+                           scheme:LocScheme):
+    "A grid of panels, an example per row and a method per column: each method's loc distributions on the image."
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+    methods = list(pictures)
+    n = len(pictures[methods[0]])
+    fig, axes = plt.subplots(n, len(methods), figsize=(2.8 * len(methods), 2.8 * n), squeeze=False)
+    for j, m in enumerate(methods):
+        for i, pic in enumerate(pictures[m]):
+            ax, (w, h) = axes[i][j], pic["size"]
+            ax.imshow(pic["image"], extent=(0, w, h, 0))
+            dists = [torch.as_tensor(d, dtype=torch.float64) for d in pic["dists"]]
+            if isinstance(scheme, GridScheme) and dists:
+                pos, heat = scheme.positions().long(), torch.zeros(scheme.n_side, scheme.n_side, dtype=torch.float64)
+                for d in dists: heat[pos[:, 0], pos[:, 1]] += d / d.max()
+                import numpy as np
+                shown = np.ma.masked_less(heat.numpy(), 0.02)  # cells without mass stay transparent
+                ax.imshow(shown, extent=(0, w, h, 0), cmap="plasma", alpha=0.75, vmin=0, vmax=1, interpolation="nearest")
+            elif isinstance(scheme, BinScheme) and len(dists) == 4:
+                sx, sy = scheme._sizes(w, h)
+                bins = scheme.positions()[:, 0].double() + scheme.decode_offset
+                x1, y1, x2, y2 = dists if scheme.order == "xyxy" else (dists[1], dists[0], dists[3], dists[2])
+                pad = 0.3 * max(w, h)
+                xs, ys = (bins * sx / scheme.decode_denominator).numpy(), (bins * sy / scheme.decode_denominator).numpy()
+                for d, c in ((x1, "tab:blue"), (x2, "tab:orange")):  # x1, x2 above the image; y1, y2 to its left
+                    ax.fill_between(xs, 0, (-d / d.max() * pad).numpy(), color=c, alpha=0.6)
+                for d, c in ((y1, "tab:blue"), (y2, "tab:orange")):
+                    ax.fill_betweenx(ys, 0, (-d / d.max() * pad).numpy(), color=c, alpha=0.6)
+            if isinstance(scheme, BinScheme):  # room for the marginals, with or without a box
+                ax.set_xlim(-0.3 * max(w, h), w); ax.set_ylim(h, -0.3 * max(w, h))
+            for box, style in ((pic["truth"], dict(ec="lime", ls="-")), (pic["greedy"], dict(ec="red", ls="--"))):
+                if box is not None:
+                    ax.add_patch(Rectangle((box[0], box[1]), box[2] - box[0], box[3] - box[1], fill=False, lw=1.5, **style))
+            ax.set_xticks([]); ax.set_yticks([])
+            if i == 0: ax.set_title(m, fontsize=9)
+    fig.tight_layout()
+    return fig
 
 # %% ../nbs/09_evaluation.ipynb #31b095e3
 def ground_pairs(text:str, scheme:LocScheme, image_size):

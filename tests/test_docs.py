@@ -35,7 +35,7 @@ def test_one_page_per_notebook(site):
     for name in ["index", "core", "geometry", "labels", "losses", "data.synthetic", "data.coco", "data.tasks",
                  "models", "decoding", "training", "evaluation", "ranking", "experiments.config", "experiments.store", "experiments.context",
                  "experiments.runs", "experiments.workers", "experiments.tuning", "experiments.probe", "experiments.sweep",
-                 "analysis", "curves", "cli"]:
+                 "analysis", "curves", "candidates", "cli"]:
         assert (site / f"{name}.html").stat().st_size > 1000, name
     core = (site / "core.html").read_text()
     assert "Every experiment in soft_grounding has to be repeatable" in core  # the notebook's prose
