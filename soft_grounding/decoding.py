@@ -29,17 +29,18 @@ def _gather(t, idx):  # t [B, K, ...], idx [B, J]: t[b, idx[b, j], ...]
 class SharedPrefix:
     """One prefill of a batch's images and prompts, whose KV cache the teacher-forced, greedy, sampled and beam passes
     share. Inputs and positions are `generate`'s: left padding, positions from each row's first token (1-indexed)."""
-    def __init__(self, model, collator, items):  # a `shares_prefix` model, its collator, dicts with "prompt" and "image"
+    def __init__(self, model, collator, items,  # a `shares_prefix` model, its collator, dicts with "prompt" and "image"
+                 tokenizer=None):  # its tokenizer (default: the collator's, or its processor's)
         if not shares_prefix(model):
             raise ValueError(f"SharedPrefix serves causal PaliGemma-type models, not {type(_unwrap(model)).__name__}")
         if not items: raise ValueError("no items to prefill")
         self.model, self.collator, self.items = model, collator, list(items)
-        self.tokenizer = collator.tokenizer
+        self.tokenizer = tokenizer or getattr(collator, "tokenizer", None) or collator.processor.tokenizer
         self.device = next(model.parameters()).device
         # transformers 5.24 names the cache argument `cache`, earlier 5.x `past_key_values`
         self.key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         batch = collator([{**it, "answer": ""} for it in self.items], for_generation=True)
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+        batch = {k: v.to(self.device) for k, v in batch.items() if k not in ("labels", "loc_index")}  # a processor may add labels
         self.mask = batch["attention_mask"]
         pos = (self.mask.cumsum(-1) - 1).masked_fill(self.mask == 0, 1) + 1  # generate's positions, plus PaliGemma's 1
         model.eval()

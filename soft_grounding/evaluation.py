@@ -211,7 +211,7 @@ def refer_records(model, tokenizer, scheme:LocScheme, collator, examples,  # ref
             prompt, answer = format_example(ex, family, scheme)
             items.append({"prompt": prompt, "answer": answer, "image": ex.load_image()})
         items_all += items
-        prefix = SharedPrefix(model, collator, items) if shared else None
+        prefix = SharedPrefix(model, collator, items, tokenizer) if shared else None
         texts, dists = (prefix.generate(scheme, max_new) if shared else
                         generate(model, tokenizer, scheme, collator, items, max_new_tokens=max_new, num_beams=num_beams))
         for ex, text, rows in zip(chunk, texts, dists):

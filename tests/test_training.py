@@ -167,6 +167,16 @@ def test_real_paligemma_checkpoint_trains(config, tmp_path):
     assert history[-1]["loss"] < history[0]["loss"], history
     texts, _ = generate(trainer.model, processor.tokenizer, PALIGEMMA, collate, items[:2], max_new_tokens=6)
     assert len(texts) == 2
+    # the shared-prefix evaluation through the real processor equals the generate path (greedy, beams, confidences)
+    from soft_grounding.evaluation import evaluate_refer
+    exs = SyntheticWorld(0).examples("val", "refer", 6)
+    runs = [evaluate_refer(trainer.model, processor.tokenizer, PALIGEMMA, collate, exs, family="paligemma", best_of=2,
+                           n_best_of=3, beams=2, share_prefix=shared) for shared in (True, False)]
+    (shared_summary, shared_recs), (plain_summary, plain_recs) = runs
+    assert [r["text"] for r in shared_recs] == [r["text"] for r in plain_recs]
+    assert [r.get("beam_ious") for r in shared_recs] == [r.get("beam_ious") for r in plain_recs]
+    for a, b in zip(shared_recs, plain_recs): assert a["loc_probs"] == pytest.approx(b["loc_probs"], abs=1e-5)
+    assert shared_summary["loc_nll"] == pytest.approx(plain_summary["loc_nll"], abs=1e-4)
     with pytest.raises(ValueError, match="model directory not found"): load_paligemma(tmp_path / "nothing")
 
 
