@@ -189,7 +189,7 @@ def refer_records(model, tokenizer, scheme:LocScheme, collator, examples,  # ref
                    n_best_of:int=64,  # how many of the examples get best-of-N sampling (and beams)
                    beams:int=0,  # beams kept per example for top-k recall, on the first `n_best_of` examples (0: skip)
                    seed:int=0,  # the samples' random stream
-                   loc_stats:bool=True,  # also the teacher-forced distribution metrics (the answers after the shared prefill, or a full pass)
+                   loc_stats:bool=True,  # also the teacher-forced loc metrics (after the shared prefill, or a full pass)
                    share_prefix:bool=True):  # one prefill per batch for all passes (`decoding.SharedPrefix`), where it serves
     "(per-example records, teacher-forced loc stats or None) of a model on refer examples; `evaluate_refer` sums them up."
     from soft_grounding.data.tasks import format_example
