@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import warnings
+from collections import Counter
 from pathlib import Path
 
 # %% auto #0
@@ -35,6 +37,13 @@ def load_rows(out_dir):  # a sweep's output directory (with sweep.json) or a res
     config = path / "sweep.json"
     config_hash = read_json(config)["config_hash"] if config.exists() else None
     rows = read_results(path, config_hash)
+    others = {} if config_hash is None else Counter(
+        r.get("config_hash") for p in sorted(path.glob("results*.jsonl")) for r in read_jsonl(p, repair=False)
+        if r.get("config_hash") != config_hash)
+    if others:  # never dropped silently: a shard run with another configuration (other settings or other files)
+        warnings.warn(f"{path}: left out {sum(others.values())} row(s) of another sweep configuration (hashes "
+                      f"{dict(others)}; this directory's sweep.json names {config_hash}): they ran with other settings "
+                      f"or on other data or checkpoint files")
     if not rows:
         gone = read_results(path, config_hash, kind="diverged")
         raise ValueError(f"no results rows in {path}"

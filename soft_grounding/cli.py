@@ -70,8 +70,11 @@ def experiment(
     workers:int=None,
     # of fine-tuning: auto (bf16 on a GPU that has it, else fp32), bf16 or fp32 (a rerun may change it; rows record it)
     precision:str="auto",
+    # a JSON sweep config file (a real checkpoint and dataset) instead of the preset; it tunes into --out
+    # unless a tuned.json is there (from `tune --config`), which every shard then reuses
+    config:str=None,
 ):
-    "Run the thesis experiment on the embedded default (the main job)."
+    "Run the thesis experiment on the embedded default (the main job), or on a sweep config file."
     from soft_grounding.experiments import check_methods, run_experiment
     overrides = {}
     if methods: overrides["methods"] = check_methods(split_names(methods))
@@ -84,7 +87,7 @@ def experiment(
         overrides["seeds"] = tuple(range(seeds))
     if task is not None: overrides["task"] = task
     run_experiment(out, preset=preset, tune=tune, shard=shard, device=device, workers=workers, precision=precision,
-                   **overrides)
+                   config=config, **overrides)
 
 # %% ../nbs/12_cli.ipynb #e97413cb
 @subcommand
@@ -103,12 +106,13 @@ def tune(out:str="runs/tune",  # output directory for the trials (rerun to resum
          device:str="auto",  # auto, cpu, cuda, ...
          # parallel processes, each searching one (scheme, method) (default: one per CPU core, at most 8; one on a GPU)
          workers:int=None,
-         precision:str="auto"):  # of the trials: auto (bf16 on a GPU that has it, else fp32), bf16 or fp32
-    "Tune a preset's methods on the validation pool (and commit the chosen values)."
+         precision:str="auto",  # of the trials: auto (bf16 on a GPU that has it, else fp32), bf16 or fp32
+         config:str=None):  # a JSON sweep config file instead of the preset: its tuned.json goes to --out for the shards
+    "Tune a preset's methods on the validation pool (and commit the chosen values), or a sweep config file's."
     from soft_grounding.experiments import tune_preset
     overrides = {"task": task} if task else {}
     tuned = tune_preset(out, preset, schemes.split(",") if schemes else None, commit=commit, device=device,
-                        workers=workers, precision=precision, **overrides)
+                        workers=workers, precision=precision, config=config, **overrides)
     print(json.dumps(tuned, indent=1))
 
 # %% ../nbs/12_cli.ipynb #35409ae2

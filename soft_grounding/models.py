@@ -17,8 +17,8 @@ from .geometry import BinScheme, GridScheme, LocScheme, loc_token_ids
 __all__ = ['DEFAULT_SCHEMES', 'SPECIAL_TOKENS', 'FAMILY_SPECIALS', 'KOSMOS2_TAGS', 'FLORENCE2_PROMPTS', 'LORA_TARGETS',
            'default_words', 'default_tokenizer', 'default_model_config', 'sincos_table', 'build_default_model',
            'count_parameters', 'pixel_values', 'paligemma_collator', 'load_paligemma', 'PaliGemmaProcessorCollator',
-           'family_tokenizer', 'kosmos2_tokenizer', 'florence2_tokenizer', 'build_tiny_kosmos2', 'build_tiny_florence2',
-           'Kosmos2ProcessorCollator', 'Florence2ProcessorCollator', 'is_encoder_decoder',
+           'family_tokenizer', 'kosmos2_tokenizer', 'florence2_tokenizer', 'build_tiny_paligemma', 'build_tiny_kosmos2',
+           'build_tiny_florence2', 'Kosmos2ProcessorCollator', 'Florence2ProcessorCollator', 'is_encoder_decoder',
            'decoder_input_ids_from_labels', 'load_kosmos2', 'load_florence2', 'new_texts', 'read_generated', 'generate',
            'save_default_model', 'load_default_model', 'base_model_dir', 'load_base_model']
 
@@ -125,10 +125,7 @@ def paligemma_collator(tokenizer, scheme:LocScheme, model_config):
 def load_paligemma(path, dtype=None):
     "(model, processor) of a PaliGemma / PaliGemma 2 checkpoint in a local directory."
     from transformers import AutoProcessor, PaliGemmaForConditionalGeneration
-    path = Path(path)
-    if not path.is_dir(): raise ValueError(f"model directory not found: {path}")
-    if not any((path / name).is_file() for name in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")):
-        raise ValueError(f"model directory {path} has no tokenizer")
+    path = _checkpoint_dir(path, "paligemma")  # names the model type a directory of another family holds
     processor = AutoProcessor.from_pretrained(path, local_files_only=True)
     return PaliGemmaForConditionalGeneration.from_pretrained(path, local_files_only=True, dtype=dtype), processor
 
@@ -190,6 +187,29 @@ def florence2_tokenizer(words=None):  # the word vocabulary; `default_words()` w
     return family_tokenizer([*(words or default_words()), *prompt_words], FLORENCE2.tokens, image_token="<image>")
 
 # %% ../nbs/07_models.ipynb #0117092c
+def build_tiny_paligemma(image_size:int=64,  # the processor's output side, the vision tower's input
+                         width:int=32,  # hidden size of the vision tower and the Gemma decoder
+                         layers:int=1,  # layers of each
+                         seed:int=0,  # the model's random init
+                         words=None):  # the tokenizer's words; `default_words()` when None
+    """(model, processor): a random tiny `PaliGemmaForConditionalGeneration` and its own `PaliGemmaProcessor` (which adds
+    `<image>`, the 1,024 `<locNNNN>` and the `<segNNN>` tokens), made locally; saved, it is laid out as a real checkpoint."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import (PaliGemmaForConditionalGeneration, PaliGemmaProcessor, PreTrainedTokenizerFast,
+                              SiglipImageProcessorPil)
+    vocab = {w: i for i, w in enumerate(["<pad>", "<eos>", "<bos>", "<unk>", *(words or default_words())])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>",
+                                        unk_token="<unk>")
+    images = SiglipImageProcessorPil(size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    images.image_seq_length = (image_size // 8) ** 2  # the vision tower's patches (patch side 8)
+    processor = PaliGemmaProcessor(image_processor=images, tokenizer=tokenizer)
+    config = default_model_config(processor.tokenizer, image_size=image_size, patch_size=8, vision_width=width,
+                                  vision_layers=layers, text_width=width, text_layers=layers)
+    torch.manual_seed(seed)
+    return PaliGemmaForConditionalGeneration(config), processor
+
 def build_tiny_kosmos2(image_size:int=32,  # the processor's output side, the vision tower's input
                        width:int=32,  # hidden size of the vision tower and the text decoder
                        layers:int=2,  # layers of each

@@ -132,6 +132,116 @@ def test_resume_refuses_another_configuration(tmp_path):
 
 def tiny_paligemma_checkpoint(path):
     "A tiny PaliGemma checkpoint with its own PaliGemmaProcessor, saved to `path` as a real one is laid out."
+    from soft_grounding.models import build_tiny_paligemma
+    model, processor = build_tiny_paligemma()
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+
+
+@pytest.mark.parametrize("config", [LossConfig("ce"), LossConfig("soft_ce", "dip", {"power": 2}), LossConfig("gem"),
+                                    LossConfig("soft_gem", "dip", {"power": 2}), LossConfig("dist2"), LossConfig("ntl", ntl="mse"),
+                                    LossConfig("soft_ce", "gaussian", normalise="loc")], ids=lambda c: f"{c.loss}-{c.target}")
+@pytest.mark.parametrize("scheme_name", ["A", "B"])
+def test_every_loss_trains(config, scheme_name, tmp_path):
+    scheme, tok, model, collate, items = setup(scheme_name)
+    loss = GroundingLoss(config, scheme, loc_token_ids(scheme, tok))
+    trainer = train(model, items, collate, loss, TrainingConfig(max_steps=20, batch_size=8, lr=3e-3, logging_steps=4, progress=False), tmp_path)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    assert history[-1]["loss"] < history[0]["loss"], history
+    assert history[-1]["sg_ce"] < history[0]["sg_ce"], history
+
+
+def test_lora_trains_only_adapters_and_loc_rows(tmp_path):
+    scheme, tok, model, collate, items = setup()
+    ids = loc_token_ids(scheme, tok)
+    model = apply_lora(model, r=4, targets=("q_proj", "v_proj"), loc_token_ids=ids)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n or "token_adapter" in n for n in trainable)
+    loss = GroundingLoss(LossConfig("soft_ce", "dip"), scheme, ids)
+    train(model, items, collate, loss, TrainingConfig(max_steps=5, batch_size=8, lr=1e-2, logging_steps=5, progress=False), tmp_path)
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed and changed <= trainable
+    with pytest.raises(ValueError, match=r"LoRA targets \['c_attn'\] match no module"):
+        apply_lora(build_default_model(tok, scheme, **TINY), targets=("c_attn",))
+
+
+def test_copy_task_generates_parseable_boxes(tmp_path):
+    scheme, tok, model, collate, items = setup(n=2)
+    items = [items[0]] * 16  # one example, to learn by heart
+    loss = GroundingLoss(LossConfig("ce"), scheme, loc_token_ids(scheme, tok))
+    trainer = train(model, items, collate, loss, TrainingConfig(max_steps=120, batch_size=8, lr=1e-2, warmup_steps=5,
+                                                                logging_steps=40, progress=False), tmp_path)
+    texts, dists = generate(trainer.model, tok, scheme, collate, [items[0]], max_new_tokens=6)
+    parsed = scheme.parse(texts[0], (64, 64))
+    assert parsed.n_skipped == 0 and len(parsed) == 1, texts
+    assert scheme.parse(items[0]["answer"], (64, 64))[0].indices == parsed[0].indices
+    assert len(dists[0]) == 4 and all(abs(d.sum().item() - 1) < 1e-5 for _, d, _ in dists[0])
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step): self.step = step
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step: control.should_training_stop = True
+
+
+def straight_interrupted_resumed(tmp_path, config, loss_config, n, stop):
+    "The models of a straight run, of the same run stopped after `stop` steps, and of that run resumed."
+    def run(out, callbacks=None):
+        scheme, tok, model, collate, items = setup(n=n)
+        loss = GroundingLoss(loss_config, scheme, loc_token_ids(scheme, tok))
+        return train(model, items, collate, loss, config, out, callbacks=callbacks).model
+    straight = run(tmp_path / "straight")
+    interrupted = run(tmp_path / "interrupted", callbacks=[StopAt(stop)])
+    return straight, interrupted, run(tmp_path / "interrupted")
+
+
+def test_resume_gives_the_same_weights(tmp_path):
+    config = TrainingConfig(max_steps=10, batch_size=4, lr=3e-3, save_steps=5, logging_steps=5, progress=False)
+    straight, interrupted, resumed = straight_interrupted_resumed(tmp_path, config, LossConfig("soft_gem", "dip"), 24, 5)
+    assert any(not torch.equal(a, b) for a, b in zip(straight.state_dict().values(), interrupted.state_dict().values()))
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_lora_resume_gives_the_same_weights(tmp_path):
+    "LoRA checkpoints resume through Trainer's own (peft) path: the adapter and the loc rows end as in a straight run."
+    config = TrainingConfig(max_steps=8, batch_size=4, lr=3e-3, save_steps=4, logging_steps=4, progress=False, lora_r=4,
+                            lora_targets=("q_proj", "v_proj"), train_loc_rows=True)
+    straight, interrupted, resumed = straight_interrupted_resumed(tmp_path, config, LossConfig("soft_ce", "dip"), 16, 4)
+    trainable = [n for n, p in straight.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or "trainable_tokens" in n for n in trainable), trainable
+    s, i = dict(straight.named_parameters()), dict(interrupted.named_parameters())
+    assert any(not torch.equal(s[n], i[n]) for n in trainable)  # the interrupted run really stopped early
+    r = dict(resumed.named_parameters())
+    for n in trainable: assert torch.equal(s[n], r[n]), n
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_rerun_of_a_finished_run_trains_nothing(lora, tmp_path):
+    "A finished run that ended mid-epoch: the same command again gives its weights back; Trainer alone would take a step past max_steps."
+    extra = dict(lora_r=4, lora_targets=("q_proj", "v_proj"), train_loc_rows=True) if lora else {}
+    config = TrainingConfig(max_steps=3, batch_size=8, lr=3e-3, progress=False, **extra)  # 16 examples: 2 steps an epoch
+    def run():
+        scheme, tok, model, collate, items = setup(n=16)
+        return train(model, items, collate, GroundingLoss(LossConfig("ce"), scheme, loc_token_ids(scheme, tok)), config, tmp_path)
+    first = {n: p.detach().clone() for n, p in run().model.named_parameters()}
+    again = run()
+    assert again.state.global_step == 3 and sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-3"]
+    for n, p in again.model.named_parameters(): assert torch.equal(first[n], p), n
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    scheme, tok, model, collate, items = setup(n=8)
+    loss = GroundingLoss(LossConfig("ce"), scheme, loc_token_ids(scheme, tok))
+    train(model, items, collate, loss, TrainingConfig(max_steps=2, batch_size=4, progress=False), tmp_path)
+    with pytest.raises(ValueError, match=r"holds a run of another configuration \(differs in \['loss'\]\)"):
+        train(model, items, collate, GroundingLoss(LossConfig("gem"), scheme, loc_token_ids(scheme, tok)),
+              TrainingConfig(max_steps=2, batch_size=4, progress=False), tmp_path)
+
+
+def tiny_paligemma_checkpoint(path):
+    "A tiny PaliGemma checkpoint with its own PaliGemmaProcessor, saved to `path` as a real one is laid out."
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PaliGemmaForConditionalGeneration, PaliGemmaProcessor, PreTrainedTokenizerFast, SiglipImageProcessorPil
     from soft_grounding.models import default_model_config, default_words

@@ -18,7 +18,7 @@ from .tasks import Example, Target, phrase_groups
 from ..geometry import check_box
 
 # %% auto #0
-__all__ = ['DEFAULT_SPLIT_BY', 'coco_to_xyxy', 'xyxy_to_coco', 'Skips', 'load_coco_detection', 'load_refcoco',
+__all__ = ['DEFAULT_SPLIT_BY', 'coco_to_xyxy', 'xyxy_to_coco', 'Skips', 'load_coco_detection', 'load_refs', 'load_refcoco',
            'parse_flickr_sentence', 'parse_flickr_annotation', 'load_flickr30k_entities', 'merged_boxes']
 
 # %% ../../nbs/05_data.coco.ipynb #86f04d5a
@@ -82,6 +82,24 @@ def load_coco_detection(instances_json,  # a COCO instances json (e.g. annotatio
 # %% ../../nbs/05_data.coco.ipynb #f6a1ce06
 DEFAULT_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
 
+class _PlainUnpickler(pickle.Unpickler):
+    "An unpickler for plain data: it refuses every global, so a pickle cannot make it import or call anything."
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"it asks for the global {module}.{name}, and a refs file holds only dicts, lists, "
+                                     "strings and numbers")
+
+def load_refs(path):  # a REFER toolkit refs(<split_by>).p file
+    """The refs of a RefCOCO-family pickle, read without running code: the released files are Python 2 pickles of plain
+    dicts, lists, strings and numbers, and a file that asks for anything else (a crafted one could run code on a plain
+    `pickle.load`) raises a `ValueError` naming the file and why."""
+    try:
+        with open(path, "rb") as f: refs = _PlainUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise ValueError(f"refs file {path} was not loaded: {e}") from None
+    if not isinstance(refs, list) or not all(isinstance(r, dict) and {"split", "sentences"} <= set(r) for r in refs):
+        raise ValueError(f"refs file {path} is not a list of refs (dicts with 'split' and 'sentences')")
+    return refs
+
 def load_refcoco(root,  # the directory holding refcoco/, refcoco+/ or refcocog/
                  image_dir,  # the directory of the COCO train2014 images
                  dataset:str="refcoco",  # "refcoco", "refcoco+" or "refcocog"
@@ -93,7 +111,7 @@ def load_refcoco(root,  # the directory holding refcoco/, refcoco+/ or refcocog/
     folder = Path(root) / dataset
     refs_path = folder / f"refs({split_by or DEFAULT_SPLIT_BY[dataset]}).p"
     if not refs_path.is_file(): raise ValueError(f"refs file not found: {refs_path}")
-    with open(refs_path, "rb") as f: refs = pickle.load(f, encoding="latin1")  # the released files are Python 2 pickles
+    refs = load_refs(refs_path)
     splits = sorted({r["split"] for r in refs})
     if split not in splits:
         raise ValueError(f"unknown split {split!r} for {refs_path.name}; it holds: {', '.join(map(repr, splits))}")

@@ -21,10 +21,10 @@ from ..models import DEFAULT_SCHEMES
 
 # %% auto #0
 __all__ = ['LR_CHOICES', 'DIP_POWERS', 'GEM_BETAS', 'METHODS', 'THESIS_METHODS', 'ZERO_SHOT', 'FAMILIES', 'FAMILY_SCHEMES',
-           'LATER_FIELDS', 'CURVES', 'CANDIDATES', 'FULL_METHODS', 'FIXED_LR', 'OVERFIT_A', 'OVERFIT_B', 'STRENGTH',
-           'PRESETS', 'Method', 'parse_method', 'variant', 'check_methods', 'SweepConfig', 'run_steps', 'run_hparams',
-           'missing_hparams', 'load_sweep_config', 'tuned_at_edges', 'beyond_value', 'probe_steps',
-           'beyond_grid_trials']
+           'PATH_FIELDS', 'LATER_FIELDS', 'CURVES', 'CANDIDATES', 'FULL_METHODS', 'FIXED_LR', 'OVERFIT_A', 'OVERFIT_B',
+           'STRENGTH', 'PRESETS', 'Method', 'parse_method', 'variant', 'check_methods', 'SweepConfig', 'without_paths',
+           'file_hash', 'files_identity', 'data_files', 'run_steps', 'run_hparams', 'missing_hparams',
+           'load_sweep_config', 'tuned_at_edges', 'beyond_value', 'probe_steps', 'beyond_grid_trials']
 
 # %% ../../nbs/10a_experiments.config.ipynb #738ab7c3
 LR_CHOICES = (3e-4, 1e-3, 3e-3)  # fine-tuning learning rates every method may draw
@@ -208,9 +208,53 @@ class SweepConfig:
         return int(self.train_steps.get(name, 0) if isinstance(self.train_steps, dict) else self.train_steps)
 
     def hash(self):
-        "A short hash of the configuration (fields of `LATER_FIELDS` at their defaults are left out)."
-        fields = {k: v for k, v in asdict(self).items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+        """A short hash of the configuration: fields of `LATER_FIELDS` at their defaults are left out, and so are the
+        paths of a real checkpoint and dataset (shards on machines with other mount points merge); what the files hold
+        goes in instead (`files_identity`), so other data or another checkpoint never merges with these rows."""
+        fields = without_paths({k: v for k, v in asdict(self).items() if not (k in LATER_FIELDS and v == LATER_FIELDS[k])})
+        if self.model is not None or self.data is not None: fields["files"] = files_identity(self)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+PATH_FIELDS = {"model": ("path",), "data": ("root", "image_dir")}  # where a real run's files are: not what it is
+
+def without_paths(fields:dict):  # `SweepConfig` fields, as `asdict` gives them
+    "The fields with the paths of `PATH_FIELDS` left out of `model` and `data`."
+    out = dict(fields)
+    for name, keys in PATH_FIELDS.items():
+        if out.get(name): out[name] = {k: v for k, v in out[name].items() if k not in keys}
+    return out
+
+_FILE_HASHES = {}  # (path, size, mtime) -> sha256 prefix: a file is read once per process
+
+def file_hash(path):
+    "The first 12 hex digits of a file's sha256, or 'missing' for a path that is not a file."
+    path = Path(path)
+    if not path.is_file(): return "missing"
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _FILE_HASHES:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""): digest.update(block)
+        _FILE_HASHES[key] = digest.hexdigest()[:12]
+    return _FILE_HASHES[key]
+
+def files_identity(config):  # a `SweepConfig` with a real `model` or `data`
+    """What a real run's files are, by content: the checkpoint's config.json, and the dataset's annotation files
+    (`data_files`)."""
+    out = {}
+    if config.model is not None: out["checkpoint_config"] = file_hash(Path(config.model["path"]) / "config.json")
+    if config.data is not None: out["annotations"] = {name: file_hash(p) for name, p in data_files(config.data).items()}
+    return out
+
+def data_files(data:dict):  # a sweep config's `data`
+    "The annotation files of a real dataset, by name: what its identity is hashed from."
+    if data.get("kind") == "refcoco":
+        from soft_grounding.data.coco import DEFAULT_SPLIT_BY
+        folder = Path(data["root"]) / data.get("dataset", "refcoco")
+        split_by = data.get("split_by") or DEFAULT_SPLIT_BY.get(data.get("dataset", "refcoco"), "unc")
+        return {f"refs({split_by}).p": folder / f"refs({split_by}).p", "instances.json": folder / "instances.json"}
+    raise ValueError(f"no annotation files known for data kind {data.get('kind')!r}")
 
 LATER_FIELDS = {"zero_shot": False, "curve_steps": (), "n_curve": 64, "curve_greedy": False, "train_steps": 0, "lr": 0.0,
                 "scheme_methods": None, "tune_per_size": False,

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import torch
 
@@ -68,6 +69,18 @@ class SweepContext:
             random.Random(f"{self.config.world_seed}/{pool}").shuffle(exs)
             self._pools[pool] = exs
         return self._pools[pool]
+
+    def check_data(self):
+        """Load a real dataset's three pools and check that each has examples and that their image files exist, so a
+        wrong `image_dir` or split fails before a sweep writes anything. The synthetic world needs no check."""
+        if self.config.data is None: return
+        for pool in ("train", "val", "test"):
+            exs = self._pool(pool)
+            if not exs: raise ValueError(f"the {pool} pool of data {self.config.data} holds no examples")
+            missing = sorted({str(e.image) for e in exs if isinstance(e.image, (str, Path)) and not Path(e.image).is_file()})
+            if missing:
+                raise ValueError(f"{len(missing)} image file(s) of the {pool} pool are missing (e.g. {missing[0]}); is "
+                                 f"data.image_dir {self.config.data['image_dir']!r} right?")
 
     def examples(self, pool:str, n:int, start:int=0):
         "Examples `start` .. `start + n - 1` of a pool (a real split: as many as it holds)."

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .config import LATER_FIELDS, METHODS, ZERO_SHOT, SweepConfig, parse_method
+from .config import LATER_FIELDS, METHODS, ZERO_SHOT, SweepConfig, parse_method, without_paths
 
 # %% auto #0
 __all__ = ['run_id', 'grid', 'parse_shard', 'shard_runs', 'results_file', 'read_jsonl', 'read_json', 'read_results', 'append_row',
@@ -107,17 +107,24 @@ def append_row(path, row):
 
 # %% ../../nbs/10b_experiments.store.ipynb #e688a043
 def check_sweep_dir(out_dir:Path, config:SweepConfig):
-    "Write `out_dir/sweep.json` for `config`, or check that the one there is the same configuration."
+    """Write `out_dir/sweep.json` for `config`, or check that the one there is the same configuration (paths aside:
+    the same sweep on another machine). A directory that holds no rows or trials yet takes the new configuration."""
     path = Path(out_dir) / "sweep.json"
     mine = json.loads(json.dumps(asdict(config)))
     if path.exists():
-        old = {**json.loads(json.dumps(LATER_FIELDS)), **read_json(path)["config"]}  # written before those fields existed
-        diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
-        if diff: raise ValueError(f"{out_dir} holds results of another sweep configuration (differs in {diff}); "
-                                  f"use a new output directory, or rerun with the same settings to resume")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"config": mine, "config_hash": config.hash()}, indent=2) + "\n")
+        stored = read_json(path)
+        old = {**json.loads(json.dumps(LATER_FIELDS)), **stored["config"]}  # written before those fields existed
+        a, b = without_paths(old), without_paths(mine)
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if not diff and stored.get("config_hash") != config.hash(): diff = ["the contents of the checkpoint or data files"]
+        if not diff: return
+        if any(read_jsonl(p, repair=False) for k in ("results", "diverged", "tuning") for p in Path(out_dir).glob(f"{k}*.jsonl")):
+            raise ValueError(f"{out_dir} holds results of another sweep configuration (differs in {diff}); "
+                             f"use a new output directory, or rerun with the same settings to resume")
+        warnings.warn(f"{out_dir}: sweep.json named another configuration (differs in {diff}) but no run or trial had "
+                      f"finished; it now names this one")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"config": mine, "config_hash": config.hash()}, indent=2) + "\n")
 
 def committed_tuned_path(task:str="refer"):
     "Where the tuned hyperparameters of the default preset are committed, beside the base models."

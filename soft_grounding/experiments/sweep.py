@@ -58,8 +58,9 @@ def run_sweep(config:SweepConfig, out_dir, shard=None, tune:bool=False, device="
         raise ValueError(f"output directory {str(out_dir)!r} exists and is not a directory")
     parse_shard(shard)
     _check_workers(workers)
+    ctx = SweepContext(config, device, model_dirs, precision)  # loads the checkpoint: a wrong one fails here
+    ctx.check_data()  # a wrong image_dir or split fails before sweep.json is written
     check_sweep_dir(out_dir, config)
-    ctx = SweepContext(config, device, model_dirs, precision)
     workers = workers or default_workers(ctx.device, config)
     tuned = get_tuned(ctx, out_dir, tune, progress, workers)
     path, dpath = results_file(out_dir, shard), results_file(out_dir, shard, "diverged")
@@ -142,10 +143,14 @@ def run_experiment(out_dir="runs/default",  # directory for results, plots and t
     "The thesis experiment: a preset sweep, its results table and its report; returns the output directory."
     from soft_grounding.analysis import write_report
     if config is not None:
-        config = load_sweep_config(config)
+        config_path, config = config, load_sweep_config(config)
         if overrides: config = dataclasses.replace(config, **overrides)
         real = config.model is not None or config.data is not None
-        tune = tune or not committed_tuned_path(config.task).exists() or real
+        if not (Path(out_dir) / "tuned.json").exists():  # a tuned.json there (a `tune --config` step's) is used as it is
+            if shard is not None and (real or tune):
+                raise ValueError(f"a shard never tunes: run `soft-grounding tune --config {config_path} --out {out_dir}` "
+                                 f"once (or copy its tuned.json into {out_dir}), then the shards")
+            tune = tune or not committed_tuned_path(config.task).exists() or real
     else:
         if preset == "full" and not (Path(out_dir) / "tuned.json").exists(): tune = True  # shards reuse the first tuning
         config = _preset_config(preset, **overrides)
@@ -164,15 +169,24 @@ def tune_preset(out_dir,  # directory for tuning.jsonl and tuned.json (resumable
                 device:str="auto", progress:bool=True,
                 workers:int=None,  # parallel processes (None: `default_workers`)
                 precision:str="auto",  # of the trials: "auto" (bf16 autocast on a GPU with it, else fp32), "bf16", "fp32"
+                config=None,  # a JSON sweep config file (a real checkpoint and dataset); replaces the preset
                 **overrides):
-    "Tune a preset's methods on the validation pool; returns the tuned values {scheme: {method: ...}}."
-    check_choice(preset, tuple(PRESETS), "preset")
-    fields = {**PRESETS[preset], **overrides}
-    if schemes is not None: fields["schemes"] = tuple(schemes)
-    config = SweepConfig(**_narrowed(fields))
+    """Tune a preset's methods (or a config file's) on the validation pool into `out_dir/tuned.json`, which the sweeps
+    (and every shard) into that directory then use; returns the tuned values {scheme: {method: ...}}."""
+    if config is not None:
+        if commit: raise ValueError("--commit merges the embedded default's values; a config file's stay in its directory")
+        config = load_sweep_config(config)
+        if overrides: config = dataclasses.replace(config, **overrides)
+    else:
+        check_choice(preset, tuple(PRESETS), "preset")
+        fields = {**PRESETS[preset], **overrides}
+        if schemes is not None: fields["schemes"] = tuple(schemes)
+        config = SweepConfig(**_narrowed(fields))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = tune(SweepContext(config, device, precision=precision), out_dir, progress, workers)
+    ctx = SweepContext(config, device, precision=precision)
+    ctx.check_data()
+    record = tune(ctx, out_dir, progress, workers)
     if commit:
         path = _commit_tuned(record, preset, config)
         if progress: print(f"wrote {path}")

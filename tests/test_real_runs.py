@@ -1,0 +1,118 @@
+"A real checkpoint and a real-format dataset through `soft-grounding experiment/tune --config`, as a cluster user runs them."
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(sys.executable).parent / "soft-grounding"
+
+
+def run(*args):
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
+
+
+def write_refcoco(root, images, n=12):
+    "A RefCOCO fixture in the REFER layout: refs(unc).p (a protocol-2 pickle, as released) and instances.json."
+    from PIL import Image
+    (root / "refcoco").mkdir(parents=True)
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    imgs, anns, refs = [], [], []
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(images / f"{i}.jpg")
+        imgs.append({"id": i, "file_name": f"{i}.jpg", "width": 64, "height": 48})
+        anns.append({"id": 100 + i, "image_id": i, "category_id": 1, "bbox": [4 + i, 6, 20, 18], "area": 360, "iscrowd": 0})
+        refs.append({"ref_id": i, "ann_id": 100 + i, "image_id": i, "split": ("train", "val", "testA")[i % 3],
+                     "sentences": [{"sent": "the circle on the left"}, {"sent": "left circle"}]})
+    instances = {"images": imgs, "annotations": anns, "categories": [{"id": 1, "name": "circle"}]}
+    (root / "refcoco" / "instances.json").write_text(json.dumps(instances))
+    with open(root / "refcoco" / "refs(unc).p", "wb") as f: pickle.dump(refs, f, protocol=2)
+
+
+@pytest.fixture(scope="module")
+def machine(tmp_path_factory):
+    "A 'machine': a tiny PaliGemma checkpoint in the real layout and a RefCOCO fixture under one mount point."
+    from soft_grounding.models import build_tiny_paligemma
+    root = tmp_path_factory.mktemp("node1")
+    model, processor = build_tiny_paligemma()
+    model.save_pretrained(root / "ckpt")
+    processor.save_pretrained(root / "ckpt")
+    write_refcoco(root / "refer", root / "coco")
+    return root
+
+
+def config_file(root, path, **changes):
+    fields = {"model": {"family": "paligemma", "path": str(root / "ckpt")},
+              "data": {"kind": "refcoco", "root": str(root / "refer"), "image_dir": str(root / "coco"), "test": "testA"},
+              "methods": ["onehot_ce", "dip_ce"], "sizes": [2, 4], "seeds": [0], "step_choices": [2], "batch_size": 2,
+              "n_test": 6, "n_val": 4, "n_trials": 1, "tune_size": 2, "warmup_steps": 0, **changes}
+    path.write_text(json.dumps(fields))
+    return path
+
+
+def rows_of(out):
+    return [json.loads(line) for p in sorted(out.glob("results*.jsonl")) for line in p.read_text().splitlines()]
+
+
+def test_tune_once_then_shards_on_two_machines(machine, tmp_path):
+    # the second machine mounts the same checkpoint and data elsewhere
+    other = tmp_path / "node2"
+    shutil.copytree(machine, other)
+    res = run("tune", "--config", str(config_file(machine, tmp_path / "a.json")), "--out", str(tmp_path / "tuned"),
+              "--device", "cpu", "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "sweep"
+    out.mkdir()
+    shutil.copy(tmp_path / "tuned" / "tuned.json", out / "tuned.json")
+    for shard, root in (("0/2", machine), ("1/2", other)):  # each shard with its own machine's paths
+        res = run("experiment", "--config", str(config_file(root, tmp_path / f"{root.name}.json")), "--out", str(out),
+                  "--shard", shard, "--device", "cpu", "--workers", "1")
+        assert res.returncode == 0, res.stderr
+    assert not (out / "tuning.jsonl").exists()  # no shard tuned
+    rows = rows_of(out)
+    assert sorted(r["run_id"] for r in rows) == ["paligemma/dip_ce/n2/s0", "paligemma/dip_ce/n4/s0",
+                                                 "paligemma/onehot_ce/n2/s0", "paligemma/onehot_ce/n4/s0"]
+    assert len({r["config_hash"] for r in rows}) == 1  # other paths, one configuration
+    report = (out / "report" / "report.md").read_text()
+    assert "4 runs" in report
+    # a shard of a configuration that no `tune` step has tuned is refused, before anything is written
+    res = run("experiment", "--config", str(tmp_path / "a.json"), "--out", str(tmp_path / "untuned"), "--shard", "0/2",
+              "--device", "cpu")
+    assert res.returncode == 2 and "a shard never tunes" in res.stderr and not (tmp_path / "untuned").exists()
+
+
+def test_rows_of_another_configuration_are_reported(machine, tmp_path):
+    from soft_grounding.analysis import load_rows
+    out = tmp_path / "out"
+    res = run("experiment", "--config", str(config_file(machine, tmp_path / "a.json", sizes=[2])), "--out", str(out),
+              "--device", "cpu", "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    stray = {**rows_of(out)[0], "config_hash": "0123456789ab", "run_id": "paligemma/onehot_ce/n8/s0"}
+    with open(out / "results-1of2.jsonl", "w") as f: f.write(json.dumps(stray) + "\n")
+    with pytest.warns(UserWarning, match=r"left out 1 row\(s\) of another sweep configuration"):
+        assert len(load_rows(out)) == 2
+
+
+def test_bad_input_is_named_and_nothing_is_lost(machine, tmp_path):
+    out = tmp_path / "out"
+    wrong = config_file(machine, tmp_path / "wrong.json")
+    fields = json.loads(wrong.read_text())
+    fields["data"]["image_dir"] = str(tmp_path / "no-images")
+    wrong.write_text(json.dumps(fields))
+    res = run("experiment", "--config", str(wrong), "--out", str(out), "--device", "cpu")
+    assert res.returncode == 2 and "image file(s) of the train pool are missing" in res.stderr, res.stderr
+    assert "no-images" in res.stderr and not (out / "sweep.json").exists()  # nothing written: the fix can rerun here
+    # a checkpoint of another family names the model type it holds
+    res = run("experiment", "--config", str(config_file(machine, tmp_path / "k.json", model={"family": "kosmos2", "path": str(machine / "ckpt")})),
+              "--out", str(out), "--device", "cpu")
+    assert res.returncode == 2 and "holds a 'paligemma' model, not 'kosmos-2'" in res.stderr, res.stderr
+    # a split the refs do not hold is named with the ones they do
+    res = run("experiment", "--config", str(config_file(machine, tmp_path / "s.json", data={**fields["data"], "image_dir": str(machine / "coco"), "test": "testB"})),
+              "--out", str(out), "--device", "cpu")
+    assert res.returncode == 2 and "unknown split 'testB'" in res.stderr and "'testA', 'train', 'val'" in res.stderr, res.stderr
+    assert not (out / "sweep.json").exists()
