@@ -21,7 +21,8 @@ from .models import _unwrap, decoder_input_ids_from_labels, is_encoder_decoder
 
 # %% auto #0
 __all__ = ['pick_precision', 'TrainingConfig', 'apply_lora', 'NonFiniteError', 'locate_nonfinite', 'NonFiniteGuard',
-           'GroundingTrainer', 'ItemDataset', 'StopAfter', 'train', 'detect_accuracy', 'pretrain']
+           'GroundingTrainer', 'ItemDataset', 'StopAfter', 'train', 'grounding_loss_func', 'stock_collator',
+           'detect_accuracy', 'pretrain']
 
 # %% ../nbs/08_training.ipynb #d79b787b
 def pick_precision(device):  # a torch.device or device string
@@ -350,6 +351,34 @@ def train(model,  # a transformers model (the default models, or a family's)
     else: trainer.train(resume_from_checkpoint=last)
     if config.save_steps >= 0: trainer.save_model(str(output_dir / "final"))
     return trainer
+
+# %% ../nbs/08_training.ipynb #d052e253
+def grounding_loss_func(loss:GroundingLoss,  # the loss to apply
+                        model=None):  # the model (or its config); an encoder-decoder's logits are not shifted
+    """A `compute_loss_func(outputs, labels, num_items_in_batch=None)` for a stock `transformers.Trainer`: it shifts a
+    causal model's logits by one (position t predicts token t+1), not an encoder-decoder's, and returns the loss tensor."""
+    seq2seq = _seq2seq(model)
+    def compute_loss_func(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
+        if not seq2seq: logits, labels = logits[:, :-1], labels[:, 1:]
+        return loss(logits, labels, num_items_in_batch)[0]
+    return compute_loss_func
+
+def _seq2seq(model):  # a model (bare or wrapped), its config, or None
+    return bool(getattr(getattr(model, "config", model), "is_encoder_decoder", False))
+
+class stock_collator:
+    "A collator's batches for a stock Trainer: no `loc_index`, and an encoder-decoder's `decoder_input_ids` from its labels."
+    def __init__(self, collator, model_config=None):  # model_config: the model's config (needed for encoder-decoders)
+        self.collator, self.config, self.seq2seq = collator, model_config, _seq2seq(model_config)
+
+    def __call__(self, items, **kwargs):
+        from soft_grounding.models import decoder_input_ids_from_labels
+        batch = dict(self.collator(items, **kwargs))
+        batch.pop("loc_index", None)
+        if self.seq2seq and "labels" in batch and "decoder_input_ids" not in batch:
+            batch["decoder_input_ids"] = decoder_input_ids_from_labels(batch["labels"], self.config)
+        return batch
 
 # %% ../nbs/08_training.ipynb #17919c84
 def detect_accuracy(model, tokenizer, scheme, collator, examples, batch_size:int=64, threshold:float=0.5):

@@ -301,3 +301,31 @@ def test_lora_from_the_config_and_eval_loss(tmp_path):
     frozen_same = [torch.equal(merged[n], base[n]) for n in base if n in merged and "embed_tokens" not in n]
     assert frozen_same and all(frozen_same)  # the base weights did not move
     assert [h["step"] for h in trainer.state.log_history if "eval_loss" in h] == [3, 6]
+
+
+@pytest.mark.parametrize("config", [LossConfig("ce"), LossConfig("soft_gem", "dip", {"power": 3})], ids=lambda c: c.loss)
+def test_stock_trainer_with_grounding_loss_func_equals_grounding_trainer(config, tmp_path):
+    "A stock transformers.Trainer with `grounding_loss_func` and `stock_collator` takes the same steps as `train`."
+    from transformers import Trainer, TrainingArguments
+    from soft_grounding.core import seed_everything
+    from soft_grounding.training import ItemDataset, grounding_loss_func, stock_collator
+    losses = []
+    for stock in (False, True):
+        scheme, tok, model, collate, items = setup(n=16)
+        loss = GroundingLoss(config, scheme, loc_token_ids(scheme, tok))
+        cfg = TrainingConfig(max_steps=6, batch_size=4, lr=3e-3, warmup_steps=1, logging_steps=1, save_steps=-1, progress=False)
+        if not stock: trainer = train(model, items, collate, loss, cfg, tmp_path / "ours")
+        else:
+            seed_everything(cfg.seed)
+            args = TrainingArguments(output_dir=str(tmp_path / "stock"), max_steps=cfg.max_steps, per_device_train_batch_size=4,
+                                     learning_rate=cfg.lr, warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.scheduler,
+                                     weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed, save_strategy="no",
+                                     logging_steps=1, report_to="none", remove_unused_columns=False, use_cpu=True,
+                                     disable_tqdm=True)
+            trainer = Trainer(model=model, args=args, train_dataset=ItemDataset(items, len(items)),
+                              data_collator=stock_collator(collate, model.config), compute_loss_func=grounding_loss_func(loss, model))
+            trainer.train()
+        losses.append([h["loss"] for h in trainer.state.log_history if "loss" in h])
+    assert len(losses[0]) == 6
+    assert losses[1] == pytest.approx(losses[0], abs=1e-4), losses
+    assert losses[0][-1] < losses[0][0]
