@@ -354,8 +354,9 @@ def _report_kinds(rows):
 
 def _report_edges(tuned, config, out_dir):
     "The tuned values at an edge of their search choices."
-    from soft_grounding.experiments.config import tuned_at_edges
-    edges = tuned_at_edges(tuned, config["config"]["step_choices"]) if config else []
+    from soft_grounding.experiments.config import LR_CHOICES, tuned_at_edges
+    stored = config["config"] if config else {}
+    edges = tuned_at_edges(tuned, stored["step_choices"], stored.get("lr_choices", LR_CHOICES)) if config else []
     if not edges: return []
     by_pair = {}
     for s, m, name, v, cs in edges:

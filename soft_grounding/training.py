@@ -49,6 +49,7 @@ class TrainingConfig:
     lora_alpha: int = 16
     lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # module names
     train_loc_rows: bool = True  # with LoRA, also train the loc tokens' embedding (and tied output) rows
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, more time
     device: str = "auto"  # "auto", "cpu", "cuda", ...
     progress: bool = True  # show the progress bar
     num_workers: int = 0  # DataLoader worker processes making the batches (a GPU wants several)
@@ -331,6 +332,8 @@ def train(model,  # a transformers model (the default models, or a family's)
                              save_strategy="steps" if config.save_steps >= 0 else "no",
                              save_steps=config.save_steps if config.save_steps > 0 else config.max_steps,
                              logging_steps=config.logging_steps, report_to="none", remove_unused_columns=False,
+                             gradient_checkpointing=config.gradient_checkpointing,
+                             gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
                              bf16=precision == "bf16",
                              tf32=(True if precision == "fp32" and device.type == "cuda"
                                    and torch.cuda.get_device_capability(device)[0] >= 8 else None),

@@ -116,3 +116,15 @@ def test_bad_input_is_named_and_nothing_is_lost(machine, tmp_path):
               "--out", str(out), "--device", "cpu")
     assert res.returncode == 2 and "unknown split 'testB'" in res.stderr and "'testA', 'train', 'val'" in res.stderr, res.stderr
     assert not (out / "sweep.json").exists()
+
+
+def test_out_of_memory_names_the_run(monkeypatch):
+    import torch
+    from types import SimpleNamespace
+    from soft_grounding.experiments import runs
+    def oom(*args): raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setattr(runs, "run_one", oom)
+    ctx = SimpleNamespace(device="cuda:0", config=SimpleNamespace(batch_size=8))
+    with pytest.raises(RuntimeError, match=r"run paligemma/dip_ce/n64/s1 ran out of memory on cuda:0 at batch_size 8: "
+                                           r"lower batch_size .*Tried to allocate 2.00 GiB"):
+        runs._attempt(ctx, "paligemma", "dip_ce", 64, 1, {"lr": 1e-4, "steps": 10})

@@ -329,3 +329,17 @@ def test_stock_trainer_with_grounding_loss_func_equals_grounding_trainer(config,
     assert len(losses[0]) == 6
     assert losses[1] == pytest.approx(losses[0], abs=1e-4), losses
     assert losses[0][-1] < losses[0][0]
+
+
+@pytest.mark.parametrize("lora_r", [0, 4])
+def test_gradient_checkpointing_takes_the_same_steps(lora_r, tmp_path):
+    losses = []
+    for checkpointing in (False, True):
+        scheme, tok, model, collate, items = setup(n=8)
+        loss = GroundingLoss(LossConfig("soft_ce", "dip"), scheme, loc_token_ids(scheme, tok))
+        cfg = TrainingConfig(max_steps=4, batch_size=4, grad_accum=2, lr=3e-3, logging_steps=1, save_steps=-1, progress=False,
+                             gradient_checkpointing=checkpointing, lora_r=lora_r, lora_targets=("q_proj", "v_proj"))
+        trainer = train(model, items, collate, loss, cfg, tmp_path / str(checkpointing))
+        assert trainer.args.gradient_checkpointing == checkpointing
+        losses.append([h["loss"] for h in trainer.state.log_history if "loss" in h])
+    assert len(losses[0]) == 4 and losses[1] == pytest.approx(losses[0], abs=1e-5), losses

@@ -135,9 +135,13 @@ class SweepConfig:
     scheme_methods: dict = None  # {scheme: methods}: a scheme that runs only these of `methods`
     tune_per_size: bool = False  # tune each method at every training size, not only at `tune_size`
     beams: int = 0  # beams kept per example for top-k recall, on the `n_best_of` examples (0: skip)
+    # a real model's training settings (the embedded default's values are the defaults)
+    lr_choices: tuple = LR_CHOICES  # the learning rates tuning chooses from (a 3B model wants ~1e-5 to 1e-4)
+    grad_accum: int = 1  # batches accumulated per optimiser step: a step sees batch_size x grad_accum examples
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~30% more time)
 
     def __post_init__(self):
-        for name in ("schemes", "methods", "sizes", "seeds", "step_choices", "curve_steps"):
+        for name in ("schemes", "methods", "sizes", "seeds", "step_choices", "curve_steps", "lr_choices"):
             setattr(self, name, tuple(getattr(self, name)))
         check_choice(self.task, ("refer", "ground"), "sweep task")
         if self.model is None:
@@ -155,6 +159,8 @@ class SweepConfig:
         if self.best_of < 0: raise ValueError(f"best_of must be >= 0 (0: off), got {self.best_of}")
         if self.n_curve < 1: raise ValueError(f"n_curve must be at least 1, got {self.n_curve}")
         if self.lr < 0: raise ValueError(f"lr must be >= 0 (0: tuned), got {self.lr}")
+        if not self.lr_choices or min(self.lr_choices) <= 0:
+            raise ValueError(f"lr_choices must be positive learning rates, got {self.lr_choices}")
         steps = self.train_steps if isinstance(self.train_steps, dict) else {s: self.train_steps for s in self.names()}
         if set(steps) - set(self.names()) or min(steps.values(), default=0) < 0:
             raise ValueError(f"train_steps must be >= 0 (0: tuned), for the schemes {list(self.names())}; got {self.train_steps}")
@@ -167,8 +173,9 @@ class SweepConfig:
     def _check_model(self):
         check_choice(self.model.get("family"), tuple(FAMILIES), "model family")
         if not self.model.get("path"): raise ValueError(f"model needs a 'path' to a local checkpoint, got {self.model}")
-        unknown = set(self.model) - {"family", "path", "dtype", "lora_r"}
-        if unknown: raise ValueError(f"unknown model fields {sorted(unknown)}; known: family, path, dtype, lora_r")
+        known = ("family", "path", "dtype", "lora_r", "lora_alpha", "lora_targets")
+        unknown = set(self.model) - set(known)
+        if unknown: raise ValueError(f"unknown model fields {sorted(unknown)}; known: {', '.join(known)}")
 
     def _check_data(self):
         check_choice(self.data.get("kind"), ("refcoco",), "data kind")
@@ -184,6 +191,8 @@ class SweepConfig:
             raise ValueError(f"step_choices must be positive, got {self.step_choices}")
         if self.n_trials < 1: raise ValueError(f"n_trials must be at least 1, got {self.n_trials}")
         if self.min_epochs < 0: raise ValueError(f"min_epochs must be >= 0, got {self.min_epochs}")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ValueError(f"batch_size and grad_accum must be at least 1, got {self.batch_size} and {self.grad_accum}")
         floor = self.min_steps(self.tune_size)
         if floor > min(self.step_choices):
             raise ValueError(f"step_choices {self.step_choices} go below min_epochs={self.min_epochs} over "
@@ -192,7 +201,8 @@ class SweepConfig:
 
     def min_steps(self, size:int):
         "The steps that make `min_epochs` passes over `size` examples."
-        return math.ceil(round(self.min_epochs * size / self.batch_size, 9))  # round: 1.1 * 50 / 5 is 11 steps, not 12
+        per_step = self.batch_size * self.grad_accum
+        return math.ceil(round(self.min_epochs * size / per_step, 9))  # round: 1.1 * 50 / 5 is 11 steps, not 12
 
     def names(self):
         "The base models of the grid: the schemes of the shipped models, or the real checkpoint's family."
@@ -258,7 +268,8 @@ def data_files(data:dict):  # a sweep config's `data`
 
 LATER_FIELDS = {"zero_shot": False, "curve_steps": (), "n_curve": 64, "curve_greedy": False, "train_steps": 0, "lr": 0.0,
                 "scheme_methods": None, "tune_per_size": False,
-                "beams": 0}  # fields added after results were committed: their defaults
+                "beams": 0, "lr_choices": LR_CHOICES, "grad_accum": 1,
+                "gradient_checkpointing": False}  # fields added after results were committed: their defaults
 
 def run_steps(config:SweepConfig, steps:int, size:int):
     "The fine-tuning steps of a run on `size` examples: the tuned `steps`, raised to `config.min_epochs` passes."
@@ -327,13 +338,14 @@ def load_sweep_config(path):  # a JSON file of `SweepConfig` fields
 
 # %% ../../nbs/10a_experiments.config.ipynb #7d3270ae
 def tuned_at_edges(tuned,  # {scheme: {method: tuned values}}, as in `tuned.json`
-                   step_choices):  # the sweep's `step_choices`
+                   step_choices,  # the sweep's `step_choices`
+                   lr_choices=LR_CHOICES):  # and its `lr_choices`
     "The tuned values at the lowest or highest of their search choices: [(scheme, method, name, value, sorted choices)]."
     out = []
     for scheme, by_method in tuned.items():
         for method, values in by_method.items():
             own = method.split("@")[0]  # a per-size entry, "dip_ce@n16", has its method's space
-            grids = {"lr": LR_CHOICES, "steps": tuple(step_choices), **(METHODS[own].space if own in METHODS else {})}
+            grids = {"lr": tuple(lr_choices), "steps": tuple(step_choices), **(METHODS[own].space if own in METHODS else {})}
             for name, choices in grids.items():
                 if name in values and len(set(choices)) > 1 and values[name] in (min(choices), max(choices)):
                     out.append((scheme, method, name, values[name], tuple(sorted(choices))))
@@ -351,10 +363,10 @@ def probe_steps(step_choices):
     return tuple(sorted({max(1, min(step_choices) // 2), *step_choices, 2 * max(step_choices)}))
 
 def beyond_grid_trials(tuned,  # {scheme: {method: tuned values}}, as in `tuned.json`
-                       step_choices):
+                       step_choices, lr_choices=LR_CHOICES):  # the sweep's grids
     """The trials of `probe_beyond_grid`, [(scheme, method, label, hparams)]: per (scheme, method) the tuned values,
     then each value at an edge of its choices moved one step beyond it."""
-    edges = tuned_at_edges(tuned, step_choices)
+    edges = tuned_at_edges(tuned, step_choices, lr_choices)
     out = []
     for scheme, by_method in tuned.items():
         for method, values in by_method.items():

@@ -77,7 +77,7 @@ def probe_beyond_grid(out_dir,  # a sweep's output directory (with sweep.json an
     _check_workers(workers)
     steps, path = probe_steps(config.step_choices), out_dir / "beyond_grid.jsonl"
     done = {r["probe_id"]: r for r in read_jsonl(path) if r.get("config_hash") == config.hash()}
-    trials = beyond_grid_trials(tuned, config.step_choices)
+    trials = beyond_grid_trials(tuned, config.step_choices, config.lr_choices)
     ctx = SweepContext(config, device, precision=precision)
     def current(row, hp): return row is not None and row["hparams"] == hp and row.get("precision") == ctx.precision
     todo = [t for t in trials if not current(done.get("/".join(t[:3])), t[3])]  # a changed value or precision: again

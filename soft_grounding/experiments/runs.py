@@ -22,11 +22,12 @@ from .context import SweepContext
 from .store import _bits, entropy_histogram, pack_unit, run_id
 from ..geometry import loc_token_ids
 from ..losses import GroundingLoss
-from ..models import LORA_TARGETS
+from ..models import LORA_TARGETS, count_parameters
 from ..training import NonFiniteError, TrainingConfig, train
 
 # %% auto #0
-__all__ = ['TRAIN_LOG_WINDOW', 'fine_tune', 'evaluate_task', 'cpu_model', 'curve_point', 'run_one']
+__all__ = ['TRAIN_LOG_WINDOW', 'LORA_DEFAULT', 'LORA_ABOVE', 'lora_settings', 'fine_tune', 'evaluate_task', 'cpu_model',
+           'curve_point', 'run_one']
 
 # %% ../../nbs/10d_experiments.runs.ipynb #b9ca2319
 class _EvalAt:
@@ -42,6 +43,20 @@ class _EvalAt:
 
 TRAIN_LOG_WINDOW = 10  # steps per training log: a row's `train_window_*` values average the last such window
 
+LORA_DEFAULT = dict(lora_r=16, lora_alpha=32)  # for a checkpoint above `LORA_ABOVE` parameters that names no lora_r
+LORA_ABOVE = 1e9
+
+def lora_settings(model:dict|None,  # a sweep config's `model` (None: the embedded default, trained in full)
+                  family:str, base=None):  # the base model, whose size picks the default
+    """The `TrainingConfig` LoRA fields of a run: the config's `lora_r`, `lora_alpha` and `lora_targets` (the family's
+    `LORA_TARGETS` by default); with no `lora_r`, LoRA (`LORA_DEFAULT`) for a model above `LORA_ABOVE` parameters."""
+    if model is None: return {}
+    r = model.get("lora_r")
+    if r is None: r = LORA_DEFAULT["lora_r"] if base is not None and count_parameters(base) > LORA_ABOVE else 0
+    if not r: return {"lora_r": 0}
+    return {"lora_r": int(r), "lora_alpha": int(model.get("lora_alpha") or LORA_DEFAULT["lora_alpha"]),
+            "lora_targets": tuple(model.get("lora_targets") or LORA_TARGETS[family])}
+
 def fine_tune(ctx:SweepContext, scheme_name:str, method:str, hparams:dict, items, seed:int, max_steps:int,
               callbacks=()):  # more `TrainerCallback`s
     """A fresh copy of the base model fine-tuned on `items`; returns (model, the last training log: the averages over the
@@ -49,9 +64,9 @@ def fine_tune(ctx:SweepContext, scheme_name:str, method:str, hparams:dict, items
     base, tok, scheme, collator = ctx.bases[scheme_name]
     model = copy.deepcopy(base).to(ctx.device)
     loss = GroundingLoss(METHODS[parse_method(method)[0]].loss_config(hparams), scheme, loc_token_ids(scheme, tok))
-    lora = {} if ctx.config.model is None else {"lora_r": int(ctx.config.model.get("lora_r") or 0)}
-    if lora.get("lora_r"): lora["lora_targets"] = LORA_TARGETS[ctx.family]
+    lora = lora_settings(ctx.config.model, ctx.family, base)
     config = TrainingConfig(max_steps=max_steps, batch_size=ctx.config.batch_size, lr=hparams["lr"],
+                            grad_accum=ctx.config.grad_accum, gradient_checkpointing=ctx.config.gradient_checkpointing,
                             warmup_steps=ctx.config.warmup_steps, scheduler="constant_with_warmup", seed=seed,
                             save_steps=-1, logging_steps=min(TRAIN_LOG_WINDOW, max_steps), device=str(ctx.device),
                             precision=ctx.precision,
@@ -189,6 +204,11 @@ def _attempt(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, 
     """One run of a sweep: ('row', its results row), or ('diverged', a record of where it stopped)
     when its training meets NaN or infinite gradients."""
     try: return "row", run_one(ctx, scheme_name, method, size, seed, hparams)
+    except torch.OutOfMemoryError as e:  # name the run and what lowers its memory, not only the allocator's message
+        raise RuntimeError(f"run {run_id(scheme_name, method, size, seed)} ran out of memory on {ctx.device} at "
+                           f"batch_size {ctx.config.batch_size}: lower batch_size (with more steps), fine-tune with LoRA "
+                           f"(model.lora_r > 0) or in bfloat16 (model.dtype); what finished is kept, a rerun resumes. "
+                           f"({str(e).splitlines()[0] if str(e) else 'out of memory'})") from e
     except NonFiniteError as e:
         return "diverged", {"run_id": run_id(scheme_name, method, size, seed), "config_hash": ctx.config.hash(),
                             "task": ctx.config.task, "scheme": scheme_name, "method": method, "size": size,

@@ -21,12 +21,13 @@ from ..training import NonFiniteError
 __all__ = ['coordinate_search', 'tune', 'tuning_pairs', 'get_tuned']
 
 # %% ../../nbs/10f_experiments.tuning.ipynb #c4b684df
-def _lr_order():
+def _lr_order(lr_choices=LR_CHOICES):
     "The learning rates, the middle one first."
-    mid = len(LR_CHOICES) // 2
-    return [LR_CHOICES[mid]] + [lr for k, lr in enumerate(LR_CHOICES) if k != mid]
+    mid = len(lr_choices) // 2
+    return [lr_choices[mid]] + [lr for k, lr in enumerate(lr_choices) if k != mid]
 
-def coordinate_search(method:str, n_trials:int, evaluate):  # evaluate(hparams) -> a score to maximise
+def coordinate_search(method:str, n_trials:int, evaluate,  # evaluate(hparams) -> a score to maximise
+                      lr_choices=LR_CHOICES):  # the learning-rate grid (a sweep config's `lr_choices`)
     "The trials of `method`'s coordinate search, at most `n_trials`: a list of (hparams, score) in the order run."
     space = METHODS[method].space
     tried = []
@@ -34,18 +35,18 @@ def coordinate_search(method:str, n_trials:int, evaluate):  # evaluate(hparams) 
         if len(tried) < n_trials and all(h != hp for h, _ in tried): tried.append((hp, evaluate(hp)))
     def best(): return max(tried, key=lambda t: t[1])[0]  # the first of equal scores
     defaults = {k: v[0] for k, v in space.items()}
-    for lr in _lr_order(): run({"lr": lr, **defaults})
+    for lr in _lr_order(lr_choices): run({"lr": lr, **defaults})
     for name, values in space.items():
         base = best()
         for v in values: run({**base, name: v})
     base = best()
-    for lr in _lr_order(): run({**base, "lr": lr})
+    for lr in _lr_order(lr_choices): run({**base, "lr": lr})
     return tried
 
-def _search_size(method:str, n_trials:int):
+def _search_size(method:str, n_trials:int, lr_choices=LR_CHOICES):
     "The most trials `method`'s coordinate search can run (for the progress bar)."
     space = METHODS[method].space
-    n = len(LR_CHOICES) + sum(len(v) - 1 for v in space.values()) + (len(LR_CHOICES) - 1 if space else 0)
+    n = len(lr_choices) + sum(len(v) - 1 for v in space.values()) + (len(lr_choices) - 1 if space else 0)
     return min(n_trials, n)
 
 # %% ../../nbs/10f_experiments.tuning.ipynb #468a3e58
@@ -91,7 +92,7 @@ def _tune_pair(ctx:SweepContext, scheme_name:str, method:str, done:dict, on_tria
         rows.append(row)
         on_trial(row, new)
         return _trial_score(row)
-    tried = coordinate_search(method, cfg.n_trials, evaluate)
+    tried = coordinate_search(method, cfg.n_trials, evaluate, cfg.lr_choices)
     hp, (key, minus_steps) = max(tried, key=lambda t: t[1])  # the first of equals
     return {**hp, "steps": -minus_steps, "val_acc": key[0], "val_mean_iou": key[1]}, len(tried)
 
@@ -113,7 +114,7 @@ def tune(ctx:SweepContext, out_dir, progress:bool=True,
     sizes = cfg.sizes if cfg.tune_per_size else (None,)
     pairs = [(s, m, n) for s, m in tuning_pairs(cfg) for n in sizes]
     workers = min(_check_workers(workers) or default_workers(ctx.device, cfg), max(len(pairs), 1))
-    bar = tqdm(total=sum(_search_size(m, cfg.n_trials) for _, m, _ in pairs), disable=not progress,
+    bar = tqdm(total=sum(_search_size(m, cfg.n_trials, cfg.lr_choices) for _, m, _ in pairs), disable=not progress,
                desc=f"tuning ({workers} worker{'s' if workers > 1 else ''})")
     entries = {}
     def on_trial(row, new):
@@ -124,7 +125,7 @@ def tune(ctx:SweepContext, out_dir, progress:bool=True,
         bar.update()
     def on_tuned(scheme_name, key, entry, n_tried):  # key: the method, or "method@n<size>" when tuned per size
         entries[scheme_name, key] = entry
-        bar.total -= _search_size(key.split("@")[0], cfg.n_trials) - n_tried  # repeats the search skipped
+        bar.total -= _search_size(key.split("@")[0], cfg.n_trials, cfg.lr_choices) - n_tried  # repeats the search skipped
         bar.refresh()
     def key(m, n): return m if n is None else f"{m}@n{n}"
     jobs = [Job("soft_grounding.experiments.tuning", "_tune_job",
