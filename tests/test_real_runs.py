@@ -128,3 +128,4 @@ def test_out_of_memory_names_the_run(monkeypatch):
     with pytest.raises(RuntimeError, match=r"run paligemma/dip_ce/n64/s1 ran out of memory on cuda:0 at batch_size 8: "
                                            r"lower batch_size .*Tried to allocate 2.00 GiB"):
         runs._attempt(ctx, "paligemma", "dip_ce", 64, 1, {"lr": 1e-4, "steps": 10})
+
