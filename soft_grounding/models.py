@@ -323,9 +323,9 @@ def _unwrap(model):
     if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)): model = model.module
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
-def is_encoder_decoder(model):
-    "Whether `model` (bare, or wrapped by peft or DDP) is an encoder-decoder, whose labels are not shifted."
-    return bool(getattr(_unwrap(model).config, "is_encoder_decoder", False))
+def is_encoder_decoder(model):  # a model (bare, or wrapped by peft or DDP) or its config
+    "Whether `model` is an encoder-decoder, whose labels are not shifted."
+    return bool(getattr(getattr(_unwrap(model), "config", model), "is_encoder_decoder", False))
 
 def decoder_input_ids_from_labels(labels,  # LongTensor [B, T], -100 where ignored
                                   config):  # the model's config (its decoder start and pad ids)

@@ -49,7 +49,7 @@ class TrainingConfig:
     lora_alpha: int = 16
     lora_targets: tuple = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")  # module names
     train_loc_rows: bool = True  # with LoRA, also train the loc tokens' embedding (and tied output) rows
-    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, more time
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: less memory, one more forward
     device: str = "auto"  # "auto", "cpu", "cuda", ...
     progress: bool = True  # show the progress bar
     num_workers: int = 0  # DataLoader worker processes making the batches (a GPU wants several)
@@ -360,20 +360,20 @@ def grounding_loss_func(loss:GroundingLoss,  # the loss to apply
                         model=None):  # the model (or its config); an encoder-decoder's logits are not shifted
     """A `compute_loss_func(outputs, labels, num_items_in_batch=None)` for a stock `transformers.Trainer`: it shifts a
     causal model's logits by one (position t predicts token t+1), not an encoder-decoder's, and returns the loss tensor."""
-    seq2seq = _seq2seq(model)
+    from soft_grounding.models import is_encoder_decoder
+    seq2seq = model is not None and is_encoder_decoder(model)
     def compute_loss_func(outputs, labels, num_items_in_batch=None):
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
         if not seq2seq: logits, labels = logits[:, :-1], labels[:, 1:]
         return loss(logits, labels, num_items_in_batch)[0]
     return compute_loss_func
 
-def _seq2seq(model):  # a model (bare or wrapped), its config, or None
-    return bool(getattr(getattr(model, "config", model), "is_encoder_decoder", False))
-
 class stock_collator:
     "A collator's batches for a stock Trainer: no `loc_index`, and an encoder-decoder's `decoder_input_ids` from its labels."
     def __init__(self, collator, model_config=None):  # model_config: the model's config (needed for encoder-decoders)
-        self.collator, self.config, self.seq2seq = collator, model_config, _seq2seq(model_config)
+        from soft_grounding.models import is_encoder_decoder
+        self.collator, self.config = collator, model_config
+        self.seq2seq = model_config is not None and is_encoder_decoder(model_config)
 
     def __call__(self, items, **kwargs):
         from soft_grounding.models import decoder_input_ids_from_labels

@@ -136,9 +136,9 @@ class SweepConfig:
     tune_per_size: bool = False  # tune each method at every training size, not only at `tune_size`
     beams: int = 0  # beams kept per example for top-k recall, on the `n_best_of` examples (0: skip)
     # a real model's training settings (the embedded default's values are the defaults)
-    lr_choices: tuple = LR_CHOICES  # the learning rates tuning chooses from (a 3B model wants ~1e-5 to 1e-4)
+    lr_choices: tuple = LR_CHOICES  # the learning rates tuning chooses from
     grad_accum: int = 1  # batches accumulated per optimiser step: a step sees batch_size x grad_accum examples
-    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~30% more time)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, one more forward)
 
     def __post_init__(self):
         for name in ("schemes", "methods", "sizes", "seeds", "step_choices", "curve_steps", "lr_choices"):
