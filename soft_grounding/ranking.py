@@ -25,7 +25,8 @@ def box_confidence(probs,  # the full-vocabulary probabilities of a box's chosen
     if not probs: raise ValueError("a box's confidence needs the probabilities of its loc tokens; got none")
     if any(not 0 <= p <= 1 for p in probs): raise ValueError(f"probabilities must lie in [0, 1], got {probs}")
     if how == "min": return min(probs)
-    return math.exp(sum(math.log(max(p, 1e-300)) for p in probs) / len(probs))
+    gmean = math.exp(sum(math.log(max(p, 1e-300)) for p in probs) / len(probs))
+    return min(max(gmean, min(probs)), max(probs))  # exp(mean(log)) can round below the smallest of equal values
 
 # %% ../nbs/09a_ranking.ipynb #d3c082fa
 def _checked(confidence, correct):
