@@ -1,5 +1,6 @@
 "A real checkpoint and a real-format dataset through `soft-grounding experiment/tune --config`, as a cluster user runs them."
 import json
+import os
 import pickle
 import shutil
 import subprocess
@@ -129,3 +130,27 @@ def test_out_of_memory_names_the_run(monkeypatch):
                                            r"lower batch_size .*Tried to allocate 2.00 GiB"):
         runs._attempt(ctx, "paligemma", "dip_ce", 64, 1, {"lr": 1e-4, "steps": 10})
 
+
+
+def test_torchrun_sweep_writes_each_run_once(machine, tmp_path):
+    "Two torchrun processes: each rank runs its shard of the grid once, and nothing tunes."
+    cfg = config_file(machine, tmp_path / "a.json")
+    res = run("tune", "--config", str(cfg), "--out", str(tmp_path / "tuned"), "--device", "cpu", "--workers", "1")
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "sweep"
+    out.mkdir()
+    shutil.copy(tmp_path / "tuned" / "tuned.json", out / "tuned.json")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "--no-python",
+                          str(SCRIPT), "experiment", "--config", str(cfg), "--out", str(out), "--device", "cpu"],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert sorted(p.name for p in out.glob("results*.jsonl")) == ["results-0of2.jsonl", "results-1of2.jsonl"]
+    ids = [r["run_id"] for r in rows_of(out)]
+    assert sorted(ids) == ["paligemma/dip_ce/n2/s0", "paligemma/dip_ce/n4/s0", "paligemma/onehot_ce/n2/s0",
+                           "paligemma/onehot_ce/n4/s0"]  # each run once, across the two ranks
+    assert not (out / "tuning.jsonl").exists() and not (out / "report").exists()  # no rank tuned or wrote the report
+    assert "soft-grounding report --out" in res.stdout
+    res = run("report", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "4 runs" in (out / "report" / "report.md").read_text()

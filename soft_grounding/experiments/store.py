@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -16,8 +17,9 @@ import torch
 from .config import LATER_FIELDS, METHODS, ZERO_SHOT, SweepConfig, parse_method, without_paths
 
 # %% auto #0
-__all__ = ['run_id', 'grid', 'parse_shard', 'shard_runs', 'results_file', 'read_jsonl', 'read_json', 'read_results', 'append_row',
-           'check_sweep_dir', 'committed_tuned_path', 'unpack_bits', 'pack_unit', 'unpack_unit', 'entropy_histogram']
+__all__ = ['run_id', 'grid', 'parse_shard', 'shard_runs', 'results_file', 'read_jsonl', 'write_json', 'read_json', 'read_results',
+           'append_row', 'check_sweep_dir', 'committed_tuned_path', 'unpack_bits', 'pack_unit', 'unpack_unit',
+           'entropy_histogram']
 
 # %% ../../nbs/10b_experiments.store.ipynb #fd0f69bf
 def run_id(scheme:str, method:str, size:int, seed:int): return f"{scheme}/{method}/n{size}/s{seed}"
@@ -69,6 +71,16 @@ def read_jsonl(path, repair:bool=True):  # repair: set bad lines aside (only for
         warnings.warn(f"{path}: set aside {len(bad)} incomplete line(s) (line {bad[0][0]}...) in {path}.broken; "
                       f"kept {len(rows)} complete rows")
     return rows
+
+def write_json(path, obj):
+    """Write `obj` as indented JSON to `path` atomically (a temporary file beside it, then `os.replace`): a reader in
+    another process (a torchrun rank, a shard on another node) sees the old file or the new one, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
 
 def read_json(path):
     "A JSON file's content; a `ValueError` names a file that is empty or not valid JSON."
@@ -123,8 +135,7 @@ def check_sweep_dir(out_dir:Path, config:SweepConfig):
                              f"use a new output directory, or rerun with the same settings to resume")
         warnings.warn(f"{out_dir}: sweep.json named another configuration (differs in {diff}) but no run or trial had "
                       f"finished; it now names this one")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"config": mine, "config_hash": config.hash()}, indent=2) + "\n")
+    write_json(path, {"config": mine, "config_hash": config.hash()})
 
 def committed_tuned_path(task:str="refer"):
     "Where the tuned hyperparameters of the default preset are committed, beside the base models."

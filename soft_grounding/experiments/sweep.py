@@ -18,7 +18,7 @@ from .context import SweepContext
 from .store import append_row, check_sweep_dir, committed_tuned_path, grid, parse_shard
 from .store import read_results, results_file, run_id, shard_runs
 from .tuning import get_tuned, tune
-from .workers import Job, _check_workers, default_workers, run_jobs
+from .workers import Job, _check_workers, default_workers, run_jobs, torchrun_rank
 from ..models import base_model_dir
 
 # %% auto #0
@@ -140,19 +140,29 @@ def run_experiment(out_dir="runs/default",  # directory for results, plots and t
                    workers:int=None,  # parallel processes (None: `default_workers`); the results do not depend on it
                    precision:str="auto",  # of fine-tuning: "auto" (bf16 autocast on a GPU with it, else fp32), "bf16", "fp32"
                    **overrides):  # overrides: `SweepConfig` fields
-    "The thesis experiment: a preset sweep, its results table and its report; returns the output directory."
+    """The thesis experiment: a preset sweep, its results table and its report; returns the output directory.
+    Under torchrun each rank runs one shard of the grid on its own device and writes no report (`_torchrun_shard`)."""
     from soft_grounding.analysis import write_report
+    rank = torchrun_rank()
+    if rank is not None: shard, device, workers, report = _torchrun_shard(rank, shard, device, workers, tune)
     if config is not None:
         config_path, config = config, load_sweep_config(config)
         if overrides: config = dataclasses.replace(config, **overrides)
         real = config.model is not None or config.data is not None
         if not (Path(out_dir) / "tuned.json").exists():  # a tuned.json there (a `tune --config` step's) is used as it is
+            if rank is not None and (real or tune):
+                raise ValueError(f"under torchrun nothing tunes (every rank would): run `soft-grounding tune --config "
+                                 f"{config_path} --out {out_dir}` once, as one process, then torchrun into {out_dir}")
             if shard is not None and (real or tune):
                 raise ValueError(f"a shard never tunes: run `soft-grounding tune --config {config_path} --out {out_dir}` "
                                  f"once (or copy its tuned.json into {out_dir}), then the shards")
             tune = tune or not committed_tuned_path(config.task).exists() or real
     else:
-        if preset == "full" and not (Path(out_dir) / "tuned.json").exists(): tune = True  # shards reuse the first tuning
+        if preset == "full" and not (Path(out_dir) / "tuned.json").exists():  # shards reuse the first tuning
+            if rank is not None:
+                raise ValueError(f"the full preset tunes first, and under torchrun every rank would: run `soft-grounding "
+                                 f"tune --preset full --out {out_dir}` once, as one process, then torchrun into {out_dir}")
+            tune = True
         config = _preset_config(preset, **overrides)
     out_dir = Path(out_dir)
     start = time.time()
@@ -160,7 +170,27 @@ def run_experiment(out_dir="runs/default",  # directory for results, plots and t
               precision=precision)
     print(f"sweep time: {time.time() - start:.0f} s")
     if report: print(f"report: {write_report(out_dir)}")
+    elif rank is not None:
+        print(f"rank {rank['rank']} of {rank['world']}: shard {shard} done; once every rank has finished: "
+              f"soft-grounding report --out {out_dir}")
     return out_dir
+
+def _torchrun_shard(rank:dict, shard, device:str, workers, tune:bool):
+    "(shard, device, workers, report) of a torchrun rank: its shard of the grid, on GPU `LOCAL_RANK` if there is one."
+    import torch
+    if shard is not None:
+        raise ValueError(f"under torchrun each rank runs shard rank/world of the grid (here {rank['shard']}); "
+                         f"leave out --shard {shard}, or run the shards without torchrun")
+    if workers not in (None, 1):
+        raise ValueError(f"under torchrun each rank is one worker on its own device; leave out --workers {workers}")
+    if tune: raise ValueError("under torchrun nothing tunes (every rank would): tune once as one process "
+                              "(`soft-grounding tune ... --out DIR`), then torchrun into DIR")
+    if device == "auto" and torch.cuda.is_available():
+        if rank["local_rank"] >= torch.cuda.device_count():
+            raise ValueError(f"LOCAL_RANK={rank['local_rank']} but this node has {torch.cuda.device_count()} GPU(s): "
+                             f"--nproc_per_node at most {torch.cuda.device_count()}")
+        device = f"cuda:{rank['local_rank']}"
+    return rank["shard"], device, 1, False
 
 # %% ../../nbs/10h_experiments.sweep.ipynb #204f8482
 def tune_preset(out_dir,  # directory for tuning.jsonl and tuned.json (resumable)
@@ -173,6 +203,9 @@ def tune_preset(out_dir,  # directory for tuning.jsonl and tuned.json (resumable
                 **overrides):
     """Tune a preset's methods (or a config file's) on the validation pool into `out_dir/tuned.json`, which the sweeps
     (and every shard) into that directory then use; returns the tuned values {scheme: {method: ...}}."""
+    if torchrun_rank() is not None:
+        raise ValueError(f"tuning runs as one process, not under torchrun (every rank would tune): run `soft-grounding "
+                         f"tune ... --out {out_dir}` without torchrun, then torchrun the experiment into {out_dir}")
     if config is not None:
         if commit: raise ValueError("--commit merges the embedded default's values; a config file's stay in its directory")
         config = load_sweep_config(config)

@@ -5,7 +5,6 @@
 # %% ../../nbs/10f_experiments.tuning.ipynb #af26aded
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from ..core import seed_everything
 from .config import LR_CHOICES, METHODS, missing_hparams, parse_method, run_hparams, run_steps
 from .context import SweepContext
 from .runs import _EvalAt, evaluate_task, fine_tune
-from .store import append_row, committed_tuned_path, read_json, read_jsonl
+from .store import append_row, committed_tuned_path, read_json, read_jsonl, write_json
 from .workers import Job, _check_workers, default_workers, run_jobs
 from ..training import NonFiniteError
 
@@ -136,7 +135,7 @@ def tune(ctx:SweepContext, out_dir, progress:bool=True,
     settings = {k: getattr(cfg, k) for k in ("tune_size", "n_trials", "n_val", "step_choices", "tune_seed", "tune_per_size")}
     record = {"config_hash": cfg.hash(), "tuning": {"search": "coordinate", "precision": ctx.precision, **settings},
               "tuned": {s: {key(m, n): entries[s, key(m, n)] for s2, m, n in pairs if s2 == s} for s in cfg.names()}}
-    (out_dir / "tuned.json").write_text(json.dumps(record, indent=2) + "\n")
+    write_json(out_dir / "tuned.json", record)
     return record
 
 def tuning_pairs(cfg):
@@ -188,5 +187,5 @@ def get_tuned(ctx:SweepContext, out_dir:Path, do_tune:bool=False, progress:bool=
     if pairs and (cfg.model is not None or cfg.data is not None): missing = missing or ["(a real model or dataset)"]
     if missing: raise ValueError(f"no committed tuned values for {missing} (in {committed}); rerun with --tune to "
                                  f"tune them on the validation pool")
-    path.write_text(json.dumps({"config_hash": None, "source": str(committed), "tuned": picked}, indent=2) + "\n")
+    write_json(path, {"config_hash": None, "source": str(committed), "tuned": picked})
     return picked

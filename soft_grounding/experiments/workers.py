@@ -27,7 +27,7 @@ from .config import SweepConfig
 from .context import SweepContext
 
 # %% auto #0
-__all__ = ['default_workers', 'Job', 'run_jobs']
+__all__ = ['default_workers', 'torchrun_rank', 'Job', 'run_jobs']
 
 # %% ../../nbs/10e_experiments.workers.ipynb #ecda7f7d
 def _cgroup_cpus(root="/sys/fs/cgroup"):
@@ -67,6 +67,20 @@ def _cpu_threads(device, n:int=1):
     torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
+
+# %% ../../nbs/10e_experiments.workers.ipynb #8dfc11ba
+def torchrun_rank(environ=None):  # the environment to read (`os.environ` when None)
+    "Under torchrun (WORLD_SIZE > 1): {'shard': 'rank/world', 'rank', 'world', 'local_rank'}; else None."
+    env = os.environ if environ is None else environ
+    try:
+        world = int(env.get("WORLD_SIZE") or 1)
+        if world <= 1: return None
+        rank, local = int(env["RANK"]), int(env.get("LOCAL_RANK", env["RANK"]))
+    except (KeyError, ValueError):
+        raise ValueError(f"torchrun's environment is incomplete or malformed: WORLD_SIZE={env.get('WORLD_SIZE')!r}, "
+                         f"RANK={env.get('RANK')!r}, LOCAL_RANK={env.get('LOCAL_RANK')!r}") from None
+    if not 0 <= rank < world: raise ValueError(f"RANK={rank} is outside WORLD_SIZE={world}")
+    return {"shard": f"{rank}/{world}", "rank": rank, "world": world, "local_rank": local}
 
 # %% ../../nbs/10e_experiments.workers.ipynb #3129f95b
 @dataclass(frozen=True)
