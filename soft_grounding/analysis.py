@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['seed_summary', 'load_rows', 'summary_table', 'has_metric', 'scheme_of', 'markdown_table', 'discrimination',
+__all__ = ['SCORES', 'seed_summary', 'load_rows', 'summary_table', 'has_metric', 'scheme_of', 'markdown_table', 'discrimination',
            'steps_table', 'beyond_grid_table', 'paired_bootstrap', 'paired_differences', 'plot_curves',
            'plot_differences', 'plot_entropy', 'plot_labels', 'write_report']
 
@@ -321,18 +321,23 @@ def _report_differences(rows, score):
     figure = plot_differences({k: v[:3] for k, v in diffs.items()}, ylabel=f"Δ {score} (95% CI)")
     return lines + ["", ("figure", figure, "differences.png"), ""]
 
+SCORES = {"refer": "Acc@0.5", "ground": "phrase-box recall@0.5", "detect": "box recall@0.5"}  # each task's paired score
+
 def _report_distributions(rows, score):
     "Loc entropy, the invalid-output rate, greedy against expectation decoding, and the task's other metrics."
     lines = ["## Loc entropy (teacher forced, mean over test loc positions)", "",
              markdown_table(rows, "loc_entropy", 2), "",
-             ("figure", plot_entropy(rows), "entropy.png"), "",
-             "## Invalid-output rate", "", markdown_table(rows, "invalid_rate"), ""]
+             ("figure", plot_entropy(rows), "entropy.png"), ""]
+    if has_metric(rows, "invalid_rate"): lines += ["## Invalid-output rate", "", markdown_table(rows, "invalid_rate"), ""]
     if has_metric(rows, "acc_expect"):
         lines += [f"## Greedy against expectation decoding (test {score})", "",
                   "Greedy:", "", markdown_table(rows, "acc"), "",
                   "Expectation (mean of each loc distribution):", "", markdown_table(rows, "acc_expect"), "",
                   "Median of each loc distribution:", "", markdown_table(rows, "acc_median"), ""]
-    for metric, title in (("caption_exact", "Caption exactly right"), ("box_recall", "Box recall (any phrase)")):
+    for metric, title in (("caption_exact", "Caption exactly right"), ("box_recall", "Box recall (any phrase)"),
+                          ("recall_merged", "Flickr30k recall@1, merged-box protocol (MDETR's)"),
+                          ("recall_any", "Flickr30k recall@1, any-box protocol"),
+                          ("map", "COCO mAP (boxes scored by their loc-token probabilities)"), ("map_50", "COCO mAP@0.5")):
         if has_metric(rows, metric): lines += [f"## {title}", "", markdown_table(rows, metric), ""]
     return lines
 
@@ -455,7 +460,7 @@ def write_report(out_dir):  # a sweep's output directory
     # as `load_rows` read the rows
     gone = read_results(out_dir, config["config_hash"] if config else None, kind="diverged")
     tuned = read_json(out_dir / "tuned.json")["tuned"] if (out_dir / "tuned.json").exists() else {}
-    score = "Acc@0.5" if rows[0]["task"] == "refer" else "phrase-box recall@0.5"
+    score = SCORES.get(rows[0]["task"], "Acc@0.5")
     sections = (_report_head(rows, gone, score) + _report_diverged(gone) + _report_discrimination(rows)
                 + _report_differences(rows, score) + _report_distributions(rows, score) + _report_kinds(rows)
                 + _report_curves(rows, score) + report_section(rows) + _report_strength(rows)

@@ -16,8 +16,8 @@ from .ranking import auroc, best_of_curve, box_confidence, diversity, ece, refer
 # %% auto #0
 __all__ = ['grounding_accuracy', 'expected_positions', 'expectation_box', 'loc_distribution_stats', 'teacher_forced_loc_stats',
            'teacher_forced_box_iou', 'expression_kind', 'sample_texts', 'beam_texts', 'refer_records', 'evaluate_refer',
-           'summarise_refer', 'loc_picture', 'plot_loc_distributions', 'ground_pairs', 'score_ground',
-           'evaluate_ground', 'coco_map', 'duplicate_rate', 'evaluate_detect', 'flickr_recall']
+           'summarise_refer', 'loc_picture', 'plot_loc_distributions', 'flickr_recall', 'ground_pairs', 'score_ground',
+           'evaluate_ground', 'coco_map', 'duplicate_rate', 'evaluate_detect', 'detect_hits']
 
 # %% ../nbs/09_evaluation.ipynb #5dc190ec
 def grounding_accuracy(pred_boxes,  # [N, 4] predicted pixel xyxy, one per expression
@@ -336,10 +336,31 @@ def plot_loc_distributions(pictures:dict,  # {method: `loc_picture` list}, the s
     fig.tight_layout()
     return fig
 
+# %% ../nbs/09_evaluation.ipynb #c91de489
+def flickr_recall(predictions,  # per phrase, the top predicted box (None when the model gave none)
+                  truths,  # per phrase, the list of its ground-truth boxes
+                  threshold:float=0.5):
+    "Recall@1 under the any-box and the merged-box protocols, as a dict."
+    if len(predictions) != len(truths): raise ValueError(f"{len(predictions)} predictions for {len(truths)} phrases")
+    if not truths: raise ValueError("no phrases to score")
+    anyb = merged = 0
+    for pred, boxes in zip(predictions, truths):
+        if pred is None or not boxes: continue
+        anyb += max(box_iou(pred, b).item() for b in boxes) >= threshold
+        union = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        merged += box_iou(pred, union).item() >= threshold
+    return {"recall_any": anyb / len(truths), "recall_merged": merged / len(truths), "n": len(truths)}
+
 # %% ../nbs/09_evaluation.ipynb #31b095e3
-def ground_pairs(text:str, scheme:LocScheme, image_size):
-    "(caption without boxes, [(phrase, box)]) read from a grounded-caption answer."
+def ground_pairs(text:str, scheme:LocScheme, image_size, family:str="default"):
+    """(caption without boxes, [(phrase, box)]) read from a grounded-caption answer: in a real family's format (Kosmos-2's
+    tagged phrases, PaliGemma's and Florence-2's labels), each box with the phrase its scheme reads; in the synthetic
+    world's (`family` "default"), the words from the last "a" before a box up to it."""
     import re
+    if family != "default":
+        pairs = [((pb.phrase or "").strip(), tuple(pb.box)) for pb in scheme.parse(text, image_size)]
+        caption = re.sub(r"<[^>]+>", " ", re.sub(r"<object>.*?</object>", " ", text))
+        return " ".join(caption.split()), pairs
     from soft_grounding.geometry import _format_regex
     token = _format_regex(scheme.token_format).pattern.replace(r"(\d+)", r"\d+")  # no capturing group inside the split's
     pieces = re.split(f"((?:{token}\\s*)+)", text)
@@ -354,9 +375,11 @@ def ground_pairs(text:str, scheme:LocScheme, image_size):
                 pairs.append((" ".join(caption_words[start:]), tuple(parsed[0].box)))
     return " ".join(caption_words), pairs
 
-def score_ground(text:str, example, scheme:LocScheme, threshold:float=0.5):
-    "Caption exactness and per-target hits (phrase and box, box only) of one grounded-caption answer."
-    caption, pairs = ground_pairs(text, scheme, example.image_size)
+def score_ground(text:str, example, scheme:LocScheme, threshold:float=0.5, family:str="default"):
+    """Caption exactness and per-target hits (phrase and box, box only) of one grounded-caption answer, and per true
+    phrase (`phrase_groups`) its top box and true boxes for `flickr_recall`."""
+    from soft_grounding.data.tasks import phrase_groups
+    caption, pairs = ground_pairs(text, scheme, example.image_size, family)
     phrase_hits, box_hits = [], []
     for t in example.targets:
         ious = [(p, box_iou(b, t.box).item()) for p, b in pairs]
@@ -365,12 +388,19 @@ def score_ground(text:str, example, scheme:LocScheme, threshold:float=0.5):
     # precision: each predicted (phrase, box) pair that matches some target, with its phrase and without
     pair_hits = [any(p == t.phrase and box_iou(b, t.box).item() >= threshold for t in example.targets) for p, b in pairs]
     pair_box_hits = [any(box_iou(b, t.box).item() >= threshold for t in example.targets) for _, b in pairs]
+    # Flickr30k's recall@1: per true phrase, the first box the answer gives that phrase (None without one)
+    first = {}
+    for p, b in pairs: first.setdefault(" ".join(p.lower().split()), b)
+    groups = phrase_groups(example)
+    phrase_top = [first.get(" ".join(p.lower().split())) for p, _, _ in groups]
     return {"caption_exact": caption == " ".join(example.caption.split()), "phrase_hits": phrase_hits, "box_hits": box_hits,
-            "n_pairs": len(pairs), "pair_hits": pair_hits, "pair_box_hits": pair_box_hits}
+            "n_pairs": len(pairs), "pair_hits": pair_hits, "pair_box_hits": pair_box_hits,
+            "phrase_top": phrase_top, "phrase_truths": [bs for _, _, bs in groups]}
 
 def evaluate_ground(model, tokenizer, scheme:LocScheme, collator, examples,  # ground `Example`s
                     family:str="default", batch_size:int=64, threshold:float=0.5, **_):
-    "(summary, per-example records) on grounded captioning: caption exactness, phrase-box recall (`acc`), box recall."
+    """(summary, per-example records) on grounded captioning: caption exactness, phrase-box recall (`acc`), box recall,
+    precision, and Flickr30k's recall@1 per phrase (any-box and merged-box, MDETR's protocol)."""
     from soft_grounding.data.tasks import format_example
     from soft_grounding.models import generate
     if not examples: raise ValueError("no examples to evaluate")
@@ -380,7 +410,7 @@ def evaluate_ground(model, tokenizer, scheme:LocScheme, collator, examples,  # g
         items = [{"prompt": format_example(ex, family, scheme)[0], "image": ex.load_image()} for ex in chunk]
         longest = max(len(format_example(ex, family, scheme)[1].split()) for ex in chunk) * 2 + 8
         texts, _ = generate(model, tokenizer, scheme, collator, items, max_new_tokens=longest)
-        for ex, text in zip(chunk, texts): records.append({**score_ground(text, ex, scheme, threshold), "text": text})
+        for ex, text in zip(chunk, texts): records.append({**score_ground(text, ex, scheme, threshold, family), "text": text})
     hits = [h for r in records for h in r["phrase_hits"]]
     boxes = [h for r in records for h in r["box_hits"]]
     summary = {"n": len(hits), "n_examples": len(records), "acc": sum(hits) / len(hits), "box_recall": sum(boxes) / len(boxes),
@@ -389,6 +419,8 @@ def evaluate_ground(model, tokenizer, scheme:LocScheme, collator, examples,  # g
     # the counts behind the recalls, and precision over the predicted pairs (0 when none was predicted)
     predicted = [h for r in records for h in r["pair_hits"]]
     predicted_boxes = [h for r in records for h in r["pair_box_hits"]]
+    flickr = flickr_recall([b for r in records for b in r["phrase_top"]], [t for r in records for t in r["phrase_truths"]], threshold)
+    summary.update({"recall_any": flickr["recall_any"], "recall_merged": flickr["recall_merged"], "n_phrases": flickr["n"]})
     summary.update({"n_true_pairs": len(hits), "n_hit_pairs": sum(hits), "n_pred_pairs": len(predicted),
                     "precision": sum(predicted) / len(predicted) if predicted else 0.0,
                     "box_precision": sum(predicted_boxes) / len(predicted_boxes) if predicted_boxes else 0.0})
@@ -436,10 +468,11 @@ def duplicate_rate(detections, iou:float=0.9):  # per image, a list of (box, sco
 
 # %% ../nbs/09_evaluation.ipynb #baec605d
 def evaluate_detect(model, tokenizer, scheme:LocScheme, collator, examples,  # detect `Example`s
-                    family:str="default", batch_size:int=64):
-    """COCO mAP (boxes scored by the geometric mean of their loc-token probabilities), duplicate rate and invalid rate.
-    A box's class is its phrase when it names an asked class, else the one asked class;
-    with several asked and no phrase, it is left out and counted."""
+                    family:str="default", batch_size:int=64,
+                    with_detections:bool=False):  # also return the detections (per example: (box, score, category))
+    """COCO mAP (boxes scored by the geometric mean of their loc-token probabilities), duplicate rate, invalid rate, and
+    `acc`: the recall of true boxes at IoU 0.5 (`detect_hits`). A box's class is its phrase when it names an asked class,
+    else the one asked class; with several asked and no phrase, it is left out and counted."""
     from soft_grounding.data.tasks import format_example
     from soft_grounding.models import generate
     detections, skipped, unlabelled = [], 0, 0
@@ -465,20 +498,14 @@ def evaluate_detect(model, tokenizer, scheme:LocScheme, collator, examples,  # d
                 if cat is None: unlabelled += 1; continue  # several classes asked and the box names none of them
                 dets.append((tuple(pb.box), score, cat))
             detections.append(dets)
-    return {**coco_map(examples, detections), "duplicate_rate": duplicate_rate(detections),
-            "invalid_per_image": skipped / len(examples), "unlabelled_boxes": unlabelled}
+    hits = detect_hits(examples, detections)
+    summary = {**coco_map(examples, detections), "acc": sum(hits) / len(hits) if hits else 0.0,
+               "duplicate_rate": duplicate_rate(detections), "invalid_per_image": skipped / len(examples),
+               "unlabelled_boxes": unlabelled}
+    return (summary, detections) if with_detections else summary
 
-# %% ../nbs/09_evaluation.ipynb #c91de489
-def flickr_recall(predictions,  # per phrase, the top predicted box (None when the model gave none)
-                  truths,  # per phrase, the list of its ground-truth boxes
-                  threshold:float=0.5):
-    "Recall@1 under the any-box and the merged-box protocols, as a dict."
-    if len(predictions) != len(truths): raise ValueError(f"{len(predictions)} predictions for {len(truths)} phrases")
-    if not truths: raise ValueError("no phrases to score")
-    anyb = merged = 0
-    for pred, boxes in zip(predictions, truths):
-        if pred is None or not boxes: continue
-        anyb += max(box_iou(pred, b).item() for b in boxes) >= threshold
-        union = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-        merged += box_iou(pred, union).item() >= threshold
-    return {"recall_any": anyb / len(truths), "recall_merged": merged / len(truths), "n": len(truths)}
+def detect_hits(examples, detections, threshold:float=0.5):  # detections: per example, (box, score, category)
+    """Per true box of every example, in order: does a predicted box of its category overlap it at IoU >= `threshold`?
+    The sweep's paired bits for detection (their mean is the recall of true boxes); mAP is reported beside it."""
+    return [any(c == t.category and box_iou(b, t.box).item() >= threshold for b, _, c in dets)
+            for ex, dets in zip(examples, detections) for t in ex.targets]

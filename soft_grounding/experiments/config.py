@@ -23,8 +23,8 @@ from ..models import DEFAULT_SCHEMES
 __all__ = ['LR_CHOICES', 'DIP_POWERS', 'GEM_BETAS', 'METHODS', 'THESIS_METHODS', 'ZERO_SHOT', 'FAMILIES', 'FAMILY_SCHEMES',
            'PATH_FIELDS', 'LATER_FIELDS', 'CURVES', 'CANDIDATES', 'FULL_METHODS', 'FIXED_LR', 'OVERFIT_A', 'OVERFIT_B',
            'STRENGTH', 'PRESETS', 'Method', 'parse_method', 'variant', 'check_methods', 'SweepConfig', 'without_paths',
-           'file_hash', 'files_identity', 'data_files', 'run_steps', 'run_hparams', 'missing_hparams',
-           'load_sweep_config', 'tuned_at_edges', 'beyond_value', 'probe_steps', 'beyond_grid_trials']
+           'file_hash', 'files_identity', 'run_steps', 'run_hparams', 'missing_hparams', 'load_sweep_config',
+           'tuned_at_edges', 'beyond_value', 'probe_steps', 'beyond_grid_trials']
 
 # %% ../../nbs/10a_experiments.config.ipynb #738ab7c3
 LR_CHOICES = (3e-4, 1e-3, 3e-3)  # fine-tuning learning rates every method may draw
@@ -106,7 +106,7 @@ FAMILY_SCHEMES = {"paligemma": PALIGEMMA, "kosmos2": KOSMOS2, "florence2": FLORE
 @dataclass
 class SweepConfig:
     "Everything that changes a sweep's results (paths and shards are not part of it)."
-    task: str = "refer"  # the downstream task on the synthetic world: "refer" or "ground" (grounded captioning)
+    task: str = "refer"  # "refer", "ground" (grounded captioning) or "detect"; a real dataset's kind decides it
     schemes: tuple = ("A", "B")  # which shipped base models
     methods: tuple = THESIS_METHODS
     sizes: tuple = (16, 64, 256, 1024)  # training-set sizes
@@ -124,7 +124,7 @@ class SweepConfig:
     tune_seed: int = 0
     world_seed: int = 0  # the synthetic world (or the order of a real split's examples)
     model: dict = None  # None: the shipped base models. Or a real checkpoint: {"family", "path", "dtype", "lora_r"}
-    data: dict = None  # None: the synthetic world. Or RefCOCO: {"kind": "refcoco", "root", "image_dir", "dataset", ...}
+    data: dict = None  # None: the synthetic world. Or a real dataset (`data.sources`): {"kind": "refcoco", "root", "image_dir", ...}
     # added later; left out of the hash at their defaults, so earlier results keep their names (`LATER_FIELDS`)
     zero_shot: bool = False  # also score each base model as it is (method "zero_shot", n = 0)
     curve_steps: tuple = ()  # steps at which a run scores itself (a learning curve): those up to its length, and its last
@@ -143,7 +143,7 @@ class SweepConfig:
     def __post_init__(self):
         for name in ("schemes", "methods", "sizes", "seeds", "step_choices", "curve_steps", "lr_choices"):
             setattr(self, name, tuple(getattr(self, name)))
-        check_choice(self.task, ("refer", "ground"), "sweep task")
+        check_choice(self.task, ("refer", "ground", "detect"), "sweep task")
         if self.model is None:
             for s in self.schemes: check_choice(s, tuple(DEFAULT_SCHEMES), "scheme")
         else: self._check_model()
@@ -178,10 +178,8 @@ class SweepConfig:
         if unknown: raise ValueError(f"unknown model fields {sorted(unknown)}; known: {', '.join(known)}")
 
     def _check_data(self):
-        check_choice(self.data.get("kind"), ("refcoco",), "data kind")
-        if self.task != "refer": raise ValueError(f"RefCOCO data is for the refer task, got task {self.task!r}")
-        missing = {"root", "image_dir"} - set(self.data)
-        if missing: raise ValueError(f"refcoco data needs {sorted(missing)}")
+        from soft_grounding.data.sources import check_data_fields
+        check_data_fields(self.data, self.task)
 
     def _check_grid(self):
         if not self.sizes or min(self.sizes) < 1: raise ValueError(f"sizes must be positive integers, got {self.sizes}")
@@ -251,20 +249,13 @@ def file_hash(path):
 
 def files_identity(config):  # a `SweepConfig` with a real `model` or `data`
     """What a real run's files are, by content: the checkpoint's config.json, and the dataset's annotation files
-    (`data_files`)."""
+    (`data.sources.data_identity`)."""
     out = {}
     if config.model is not None: out["checkpoint_config"] = file_hash(Path(config.model["path"]) / "config.json")
-    if config.data is not None: out["annotations"] = {name: file_hash(p) for name, p in data_files(config.data).items()}
+    if config.data is not None:
+        from soft_grounding.data.sources import data_identity
+        out["annotations"] = data_identity(config.data, file_hash)
     return out
-
-def data_files(data:dict):  # a sweep config's `data`
-    "The annotation files of a real dataset, by name: what its identity is hashed from."
-    if data.get("kind") == "refcoco":
-        from soft_grounding.data.coco import DEFAULT_SPLIT_BY
-        folder = Path(data["root"]) / data.get("dataset", "refcoco")
-        split_by = data.get("split_by") or DEFAULT_SPLIT_BY.get(data.get("dataset", "refcoco"), "unc")
-        return {f"refs({split_by}).p": folder / f"refs({split_by}).p", "instances.json": folder / "instances.json"}
-    raise ValueError(f"no annotation files known for data kind {data.get('kind')!r}")
 
 LATER_FIELDS = {"zero_shot": False, "curve_steps": (), "n_curve": 64, "curve_greedy": False, "train_steps": 0, "lr": 0.0,
                 "scheme_methods": None, "tune_per_size": False,

@@ -5,14 +5,11 @@
 # %% ../../nbs/10c_experiments.context.ipynb #f5ce27a3
 from __future__ import annotations
 
-import random
-from pathlib import Path
-
 import torch
 
 from .. import models
 from ..core import check_choice, default_device
-from ..data.synthetic import SyntheticWorld
+from ..data.sources import make_source
 from ..data.tasks import format_example
 from .config import FAMILY_SCHEMES, SweepConfig
 from ..models import load_base_model, load_default_model, paligemma_collator
@@ -37,14 +34,14 @@ class SweepContext:
         check_choice(precision, ("auto", "bf16", "fp32"), "precision")
         self.config, self.device, self.model_dirs = config, default_device(device), model_dirs
         self.precision = pick_precision(self.device) if precision == "auto" else precision
-        self.world = SyntheticWorld(config.world_seed)
+        self.source = make_source(config.data, config.task, config.world_seed)  # `data.sources`: no per-dataset branch
         self.bases, self.family = {}, "default"
         if config.model is None:
             for s in config.schemes: self.bases[s] = self._shipped(s)
         else:
             self.family = config.model["family"]
             self.bases[self.family] = self._checkpoint()
-        self._examples, self._pools = {}, {}
+        self._examples = {}
 
     def _shipped(self, scheme_name:str):
         "(model, tokenizer, scheme, collator) of a shipped base model, or of the one in `model_dirs`."
@@ -59,48 +56,21 @@ class SweepContext:
         model, processor = loader(self.config.model["path"], dtype=dtype)
         return model, processor.tokenizer, scheme, collator_class(processor, scheme)
 
-    def _pool(self, pool:str):
-        "A real split's examples, in an order fixed by `world_seed`."
-        if pool not in self._pools:
-            from soft_grounding.data.coco import load_refcoco
-            d = self.config.data
-            split = d.get(pool, {"train": "train", "val": "val", "test": "test"}[pool])
-            exs = load_refcoco(d["root"], d["image_dir"], d.get("dataset", "refcoco"), split, d.get("split_by"))
-            random.Random(f"{self.config.world_seed}/{pool}").shuffle(exs)
-            self._pools[pool] = exs
-        return self._pools[pool]
-
     def check_data(self):
         """Load a real dataset's three pools and check that each has examples and that their image files exist, so a
         wrong `image_dir` or split fails before a sweep writes anything. The synthetic world needs no check."""
-        if self.config.data is None: return
-        for pool in ("train", "val", "test"):
-            exs = self._pool(pool)
-            if not exs: raise ValueError(f"the {pool} pool of data {self.config.data} holds no examples")
-            missing = sorted({str(e.image) for e in exs if isinstance(e.image, (str, Path)) and not Path(e.image).is_file()})
-            if missing:
-                raise ValueError(f"{len(missing)} image file(s) of the {pool} pool are missing (e.g. {missing[0]}); is "
-                                 f"data.image_dir {self.config.data['image_dir']!r} right?")
+        self.source.check()
 
     def examples(self, pool:str, n:int, start:int=0):
         "Examples `start` .. `start + n - 1` of a pool (a real split: as many as it holds)."
         key = (pool, n, start)
-        if key not in self._examples:
-            if self.config.data is None: self._examples[key] = self.world.examples(pool, self.config.task, n, start)
-            else: self._examples[key] = self._pool(pool)[start:start + n]
+        if key not in self._examples: self._examples[key] = self.source.examples(pool, n, start)
         return self._examples[key]
 
     def train_examples(self, size:int, seed:int):
         """The training examples of a run, nested in `size`.
         The synthetic pool's block `seed`, or a seeded order of a real split."""
-        if self.config.data is None:
-            block = max(max(self.config.sizes), self.config.tune_size)
-            return self.examples("train", block, start=seed * block)[:size]
-        pool = self._pool("train")
-        if size > len(pool): raise ValueError(f"asked for {size} training examples but the train split holds {len(pool)}")
-        order = list(range(len(pool)))
-        random.Random(seed).shuffle(order)
-        return [pool[i] for i in order[:size]]
+        return self.source.train_examples(size, seed, max(max(self.config.sizes), self.config.tune_size))
 
     def items(self, scheme_name:str, examples):
         "Formatted items (prompt, answer, image) of examples, for the model's family and scheme."

@@ -15,8 +15,8 @@ import time
 import torch
 
 from ..core import seed_everything, versions
-from ..evaluation import (evaluate_ground, refer_records, summarise_refer, teacher_forced_box_iou,
-                                       teacher_forced_loc_stats)
+from ..evaluation import (detect_hits, evaluate_detect, evaluate_ground, refer_records, summarise_refer,
+                                       teacher_forced_box_iou, teacher_forced_loc_stats)
 from .config import METHODS, ZERO_SHOT, parse_method, run_steps
 from .context import SweepContext
 from .store import _bits, entropy_histogram, pack_unit, run_id
@@ -83,7 +83,8 @@ def evaluate_task(ctx:SweepContext, model, scheme_name:str, examples, seed:int=0
                   loc_stats:bool=False):  # also the teacher-forced loc statistics of the true answers
     """(summary, per-item hits, per-item extras, loc stats) of `model` on the sweep's task: refer (one hit per expression;
     extras: each one's confidence, the geometric mean of its box's loc-token probabilities, and the best-of-N and beam
-    hits of the examples that have them) or ground (one hit per phrase; no extras). The loc stats are
+    hits of the examples that have them), ground (one hit per true phrase-box pair; no extras) or detect (one hit per
+    true box, `detect_hits`; COCO mAP in the summary; no extras). The loc stats are
     `teacher_forced_loc_stats`'s dict, or None without `loc_stats`; on refer they come from the same prefill as the rest
     (`decoding.SharedPrefix`)."""
     _, tok, scheme, collator = ctx.bases[scheme_name]
@@ -96,10 +97,16 @@ def evaluate_task(ctx:SweepContext, model, scheme_name:str, examples, seed:int=0
                   "best_of_correct": [r["best_of_iou"] >= 0.5 for r in records if "best_of_iou" in r],
                   "beam_correct": [max(r["beam_ious"]) >= 0.5 for r in records if "beam_ious" in r]}
         return summarise_refer(records, stats), [r["iou"] >= 0.5 for r in records], extras, stats
-    summary, records = evaluate_ground(model, tok, scheme, collator, examples, family=ctx.family)
+    if cfg.task == "detect":
+        summary, detections = evaluate_detect(model, tok, scheme, collator, examples, family=ctx.family, with_detections=True)
+        hits = detect_hits(examples, detections)
+        summary["n"] = len(hits)  # the paired bits: one per true box
+    else:
+        summary, records = evaluate_ground(model, tok, scheme, collator, examples, family=ctx.family)
+        hits = [h for r in records for h in r["phrase_hits"]]
     stats = (teacher_forced_loc_stats(model, collator, ctx.items(scheme_name, examples), loc_token_ids(scheme, tok), scheme)
              if loc_stats else None)
-    return summary, [h for r in records for h in r["phrase_hits"]], None, stats
+    return summary, hits, None, stats
 
 # %% ../../nbs/10d_experiments.runs.ipynb #b77f753a
 def cpu_model():
@@ -136,7 +143,7 @@ def curve_point(ctx:SweepContext, model, scheme_name:str, val_examples, train_ex
              "train": measure(train_examples[:n], train_items[:n])}
     if ctx.config.curve_greedy:
         summary, *_ = evaluate_task(ctx, model, scheme_name, val_examples, sample=False)
-        point["val"].update({k: summary[k] for k in ("acc", "mean_iou", "box_recall") if k in summary})
+        point["val"].update({k: summary[k] for k in ("acc", "mean_iou", "box_recall", "map") if k in summary})
     model.train()
     return point
 

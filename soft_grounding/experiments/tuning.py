@@ -62,7 +62,8 @@ def _val_trial(ctx:SweepContext, scheme_name:str, method:str, hp:dict, steps,
     def score(model):
         s, *_ = evaluate_task(ctx, model, scheme_name, val, sample=False)
         model.train()
-        return {"acc": s["acc"], "mean_iou": s.get("mean_iou", s.get("box_recall", 0.0))}  # ground: box recall breaks ties
+        # ties: mean IoU (refer), box recall (ground), COCO mAP (detect)
+        return {"acc": s["acc"], "mean_iou": s.get("mean_iou", s.get("box_recall", s.get("map", 0.0)))}
     ev = _EvalAt(steps, score)
     seed_everything(cfg.tune_seed)
     items = ctx.train_items(scheme_name, size or cfg.tune_size, cfg.tune_seed)
