@@ -73,6 +73,12 @@ def experiment(
     # a JSON sweep config file (a real checkpoint and dataset) instead of the preset; it tunes into --out
     # unless a tuned.json is there (from `tune --config`), which every shard then reuses
     config:str=None,
+    # where the runs' training logs go as well (each run's loss curve is always in OUT/train-logs): none, tensorboard
+    # (OUT/tensorboard/<run>), wandb, ... (comma-separated); the run id is the run's name
+    report_to:str="none",
+    # print what would run (the grid, the tuning trials, the steps per run), time a few steps and evaluations on the
+    # device, and estimate the total time and peak memory; run and write nothing (every real sweep prints this first)
+    dry_run:bool=False,
 ):
     "Run the thesis experiment on the embedded default (the main job), or on a sweep config file."
     from soft_grounding.experiments import check_methods, run_experiment
@@ -87,7 +93,7 @@ def experiment(
         overrides["seeds"] = tuple(range(seeds))
     if task is not None: overrides["task"] = task
     run_experiment(out, preset=preset, tune=tune, shard=shard, device=device, workers=workers, precision=precision,
-                   config=config, **overrides)
+                   config=config, report_to=report_to, dry_run=dry_run, **overrides)
 
 # %% ../nbs/12_cli.ipynb #e97413cb
 @subcommand
@@ -153,6 +159,12 @@ def pretrain(scheme:str="A",  # "A" (64 bins per axis) or "B" (32x32 grid)
               num_workers=num_workers, max_seconds=max_seconds, precision=precision))
 
 # %% ../nbs/12_cli.ipynb #62914617
+def _underscored(arg:str, names):  # names: the subcommand's parameter names
+    "A long flag written with dashes ('--dry-run', '--report-to=x') as the parser knows it ('--dry_run'), if it is one."
+    if not arg.startswith("--") or len(arg) < 4: return arg
+    flag, eq, value = arg[2:].partition("=")
+    return "--" + flag.replace("-", "_") + eq + value if flag.replace("-", "_") in names else arg
+
 def main(argv=None):  # the arguments after the command name; `sys.argv[1:]` when None
     "Entry point of the `soft-grounding` console script: dispatch to a subcommand; returns the exit status."
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -167,6 +179,7 @@ def main(argv=None):  # the arguments after the command name; `sys.argv[1:]` whe
         print(f"soft-grounding: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     func = SUBCOMMANDS[name]
+    rest = [_underscored(a, inspect.signature(func).parameters) for a in rest]  # --dry-run and --dry_run alike
     args = vars(anno_parser(func, prog=f"soft-grounding {name}").parse_args(rest))
     params = inspect.signature(func).parameters  # anno_parser adds hidden flags (--pdb, --xtra) that we do not use
     try: func(**{k: v for k, v in args.items() if k in params})

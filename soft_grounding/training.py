@@ -55,6 +55,9 @@ class TrainingConfig:
     num_workers: int = 0  # DataLoader worker processes making the batches (a GPU wants several)
     max_seconds: float = 0  # stop (and checkpoint) after this much training wall time; 0: no limit. A rerun resumes
     precision: str = "auto"  # "auto" (bf16 autocast on a GPU that has it, else fp32), "bf16" or "fp32" (TF32 matmuls on a GPU)
+    report_to: str = "none"  # where the logs go as well: "none", "tensorboard", "wandb", ... (comma-separated for several)
+    run_name: str = None  # the run's name in those trackers (the sweep gives its run id)
+    logging_dir: str = None  # where TensorBoard's events go (default: output_dir/runs)
 
     def __post_init__(self):
         for name in ("max_steps", "batch_size", "grad_accum"):
@@ -282,7 +285,7 @@ class StopAfter(TrainerCallback):
             control.should_save = args.save_strategy != "no"  # a run that keeps no checkpoints keeps none here either
 
 # settings a resumed run may change (fp32 after a bf16 NaN)
-_RUNTIME_ONLY = ("num_workers", "max_seconds", "progress", "precision")
+_RUNTIME_ONLY = ("num_workers", "max_seconds", "progress", "precision", "report_to", "run_name", "logging_dir")
 
 def _settings(record:dict):
     """A run record as {setting: value}, training settings as `training.<name>`,
@@ -303,6 +306,16 @@ def _check_resume(output_dir:Path, record:dict):
     else:
         output_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+
+def _trackers(config:TrainingConfig, output_dir:Path):
+    """(the `report_to` list for `TrainingArguments`, extra callbacks): TensorBoard gets its own callback writing to
+    `config.logging_dir` (or output_dir/runs), since transformers 5 takes its directory only from an environment variable."""
+    names = [n.strip() for n in str(config.report_to).split(",") if n.strip() and n.strip() != "none"]
+    if "tensorboard" not in names: return names or "none", []
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+    writer = SummaryWriter(log_dir=str(config.logging_dir or Path(output_dir) / "runs"))
+    return [n for n in names if n != "tensorboard"] or "none", [TensorBoardCallback(writer)]
 
 def train(model,  # a transformers model (the default models, or a family's)
           train_items,  # list of formatted items, or an `ItemDataset`
@@ -325,13 +338,15 @@ def train(model,  # a transformers model (the default models, or a family's)
     device = default_device(config.device)
     precision = pick_precision(device) if config.precision == "auto" else config.precision
     seed_everything(config.seed)
+    trackers, tensorboard = _trackers(config, output_dir)
     args = TrainingArguments(output_dir=str(output_dir), max_steps=config.max_steps,
                              per_device_train_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
                              learning_rate=config.lr, warmup_steps=config.warmup_steps, lr_scheduler_type=config.scheduler,
                              weight_decay=config.weight_decay, seed=config.seed, data_seed=config.seed,
                              save_strategy="steps" if config.save_steps >= 0 else "no",
                              save_steps=config.save_steps if config.save_steps > 0 else config.max_steps,
-                             logging_steps=config.logging_steps, report_to="none", remove_unused_columns=False,
+                             logging_steps=config.logging_steps, report_to=trackers, run_name=config.run_name,
+                             remove_unused_columns=False,
                              gradient_checkpointing=config.gradient_checkpointing,
                              gradient_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
                              bf16=precision == "bf16",
@@ -343,7 +358,7 @@ def train(model,  # a transformers model (the default models, or a family's)
     train_set = (train_items if isinstance(train_items, torch.utils.data.Dataset)
                  else ItemDataset(list(train_items), len(train_items)))
     eval_set = None if eval_items is None else ItemDataset(list(eval_items), len(eval_items))
-    callbacks = list(callbacks or []) + ([StopAfter(config.max_seconds)] if config.max_seconds else [])
+    callbacks = list(callbacks or []) + ([StopAfter(config.max_seconds)] if config.max_seconds else []) + tensorboard
     trainer = GroundingTrainer(model=model, args=args, train_dataset=train_set, eval_dataset=eval_set,
                                     data_collator=collator, grounding_loss=loss, callbacks=callbacks)
     last = get_last_checkpoint(str(output_dir)) if output_dir.exists() else None

@@ -1,38 +1,19 @@
 "A real checkpoint and a real-format dataset through `soft-grounding experiment/tune --config`, as a cluster user runs them."
 import json
 import os
-import pickle
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from fixtures import write_refcoco
 
 SCRIPT = Path(sys.executable).parent / "soft-grounding"
 
 
 def run(*args):
     return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, timeout=600)
-
-
-def write_refcoco(root, images, n=12):
-    "A RefCOCO fixture in the REFER layout: refs(unc).p (a protocol-2 pickle, as released) and instances.json."
-    from PIL import Image
-    (root / "refcoco").mkdir(parents=True)
-    images.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    imgs, anns, refs = [], [], []
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(images / f"{i}.jpg")
-        imgs.append({"id": i, "file_name": f"{i}.jpg", "width": 64, "height": 48})
-        anns.append({"id": 100 + i, "image_id": i, "category_id": 1, "bbox": [4 + i, 6, 20, 18], "area": 360, "iscrowd": 0})
-        refs.append({"ref_id": i, "ann_id": 100 + i, "image_id": i, "split": ("train", "val", "testA")[i % 3],
-                     "sentences": [{"sent": "the circle on the left"}, {"sent": "left circle"}]})
-    instances = {"images": imgs, "annotations": anns, "categories": [{"id": 1, "name": "circle"}]}
-    (root / "refcoco" / "instances.json").write_text(json.dumps(instances))
-    with open(root / "refcoco" / "refs(unc).p", "wb") as f: pickle.dump(refs, f, protocol=2)
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +135,35 @@ def test_torchrun_sweep_writes_each_run_once(machine, tmp_path):
     res = run("report", "--out", str(out))
     assert res.returncode == 0, res.stderr
     assert "4 runs" in (out / "report" / "report.md").read_text()
+
+
+def test_slurm_array_script_runs_the_shards(machine, tmp_path):
+    "configs/slurm/sweep.sbatch as two array tasks would run it: refused before tuning, then one shard each."
+    script = Path(__file__).resolve().parents[1] / "configs" / "slurm" / "sweep.sbatch"
+    cfg, out = config_file(machine, tmp_path / "a.json"), tmp_path / "out"
+    env = {**os.environ, "DEVICE": "cpu", "SOFT_GROUNDING": str(SCRIPT), "SLURM_ARRAY_TASK_COUNT": "2", "OMP_NUM_THREADS": "1"}
+    task = lambda i: subprocess.run(["bash", str(script), str(cfg), str(out)], capture_output=True, text=True, timeout=600,
+                                    env={**env, "SLURM_ARRAY_TASK_ID": str(i)})
+    res = task(0)
+    assert res.returncode == 2 and "run 'soft-grounding tune --config" in res.stderr  # no tuned.json yet
+    assert run("tune", "--config", str(cfg), "--out", str(out), "--device", "cpu", "--workers", "1").returncode == 0
+    for i in (0, 1):
+        res = task(i)
+        assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(p.name for p in out.glob("results*.jsonl")) == ["results-0of2.jsonl", "results-1of2.jsonl"]
+    assert len(rows_of(out)) == 4 and len({r["run_id"] for r in rows_of(out)}) == 4
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(machine, tmp_path):
+    cfg, out = config_file(machine, tmp_path / "a.json"), tmp_path / "out"
+    res = run("experiment", "--config", str(cfg), "--out", str(out), "--device", "cpu", "--dry-run")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "plan: 4 runs (2 methods x 2 sizes x 1 seeds on paligemma" in res.stdout
+    assert "tuning: 2 searches, 2 trials of up to 2 steps" in res.stdout  # nothing tuned yet
+    assert "steps per run: n=2: 2, n=4: 2" in res.stdout and "estimate:" in res.stdout and "GiB" in res.stdout
+    assert not out.exists() or not any(out.iterdir())  # nothing written
+    # a real sweep prints the same plan first, then runs
+    res = run("experiment", "--config", str(cfg), "--out", str(out), "--device", "cpu", "--workers", "1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.index("plan: 4 runs") < res.stdout.index("sweep time")
+    assert len(list((out / "train-logs").glob("*.json"))) == 4  # each run's training log

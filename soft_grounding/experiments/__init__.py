@@ -8,7 +8,7 @@ nothing above it: in particular not `sweep`, which sits above `analysis`.
 This file is written by hand (nbdev exports the modules, not this package's `__init__`)."""
 import importlib
 
-MODULES = ("config", "store", "context", "runs", "workers", "tuning", "probe", "sweep")  # lowest first
+MODULES = ("config", "store", "context", "runs", "workers", "tuning", "probe", "plan", "sweep")  # lowest first
 
 
 def _module(name:str):

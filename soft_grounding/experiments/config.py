@@ -316,16 +316,25 @@ PRESETS = {
 }
 
 # %% ../../nbs/10a_experiments.config.ipynb #1da1ff2d
-def load_sweep_config(path):  # a JSON file of `SweepConfig` fields
-    "A `SweepConfig` from a JSON file; unknown fields are named in the error."
+def load_sweep_config(path):  # a JSON or YAML (.yaml, .yml) file of `SweepConfig` fields
+    """A `SweepConfig` from a JSON or YAML file. Keys that start with "_" are notes for people (what the config is for,
+    its time and memory estimate) and are ignored; an unknown field or a bad value is named with the file."""
     path = Path(path)
     if not path.is_file(): raise ValueError(f"sweep config file not found: {path}")
-    try: fields = json.loads(path.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"sweep config {path} is not valid JSON: {e}") from None
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+        try: fields = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e: raise ValueError(f"sweep config {path} is not valid YAML: {e}") from None
+    else:
+        try: fields = json.loads(path.read_text())
+        except json.JSONDecodeError as e: raise ValueError(f"sweep config {path} is not valid JSON: {e}") from None
+    if not isinstance(fields, dict): raise ValueError(f"sweep config {path} must hold a mapping of fields, got {type(fields).__name__}")
+    fields = {k: v for k, v in fields.items() if not str(k).startswith("_")}
     known = {f.name for f in dataclasses.fields(SweepConfig)}
     unknown = sorted(set(fields) - known)
     if unknown: raise ValueError(f"sweep config {path} has unknown fields {unknown}; known: {sorted(known)}")
-    return SweepConfig(**fields)
+    try: return SweepConfig(**fields)
+    except (ValueError, TypeError) as e: raise ValueError(f"sweep config {path}: {e}") from None
 
 # %% ../../nbs/10a_experiments.config.ipynb #7d3270ae
 def tuned_at_edges(tuned,  # {scheme: {method: tuned values}}, as in `tuned.json`

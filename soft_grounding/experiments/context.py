@@ -30,9 +30,12 @@ class SweepContext:
     def __init__(self, config:SweepConfig,
                  device="auto",  # where runs train and evaluate: auto, cpu, cuda, ...
                  model_dirs=None,  # scheme -> directory of a base model (default: the shipped ones)
-                 precision:str="auto"):  # of fine-tuning: "auto" (bf16 autocast on a GPU with it, else fp32), "bf16", "fp32"
+                 precision:str="auto",  # of fine-tuning: "auto" (bf16 autocast on a GPU with it, else fp32), "bf16", "fp32"
+                 report_to:str="none",  # trackers a sweep run's training logs go to as well ("tensorboard", "wandb", ...)
+                 log_dir=None):  # the sweep's output directory: each run's loss curve, and TensorBoard's events, go under it
         check_choice(precision, ("auto", "bf16", "fp32"), "precision")
         self.config, self.device, self.model_dirs = config, default_device(device), model_dirs
+        self.report_to, self.log_dir = report_to, log_dir
         self.precision = pick_precision(self.device) if precision == "auto" else precision
         self.source = make_source(config.data, config.task, config.world_seed)  # `data.sources`: no per-dataset branch
         self.bases, self.family = {}, "default"

@@ -11,6 +11,7 @@ import io
 import platform
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -19,7 +20,7 @@ from ..evaluation import (detect_hits, evaluate_detect, evaluate_ground, refer_r
                                        teacher_forced_box_iou, teacher_forced_loc_stats)
 from .config import METHODS, ZERO_SHOT, parse_method, run_steps
 from .context import SweepContext
-from .store import _bits, entropy_histogram, pack_unit, run_id
+from .store import _bits, entropy_histogram, pack_unit, run_id, write_json
 from ..geometry import loc_token_ids
 from ..losses import GroundingLoss
 from ..models import LORA_TARGETS, count_parameters
@@ -58,9 +59,12 @@ def lora_settings(model:dict|None,  # a sweep config's `model` (None: the embedd
             "lora_targets": tuple(model.get("lora_targets") or LORA_TARGETS[family])}
 
 def fine_tune(ctx:SweepContext, scheme_name:str, method:str, hparams:dict, items, seed:int, max_steps:int,
-              callbacks=()):  # more `TrainerCallback`s
+              callbacks=(),  # more `TrainerCallback`s
+              run_name:str=None):  # a sweep run's id: its loss curve is kept under `ctx.log_dir` (tuning trials pass none)
     """A fresh copy of the base model fine-tuned on `items`; returns (model, the last training log: the averages over the
-    last `TRAIN_LOG_WINDOW` steps that a log closed, with its `step`)."""
+    last `TRAIN_LOG_WINDOW` steps that a log closed, with its `step`). A named run with a `ctx.log_dir` writes its training
+    logs (loss and the loss's parts every `TRAIN_LOG_WINDOW` steps) to log_dir/train-logs/<run>.json, and TensorBoard's
+    events, with `ctx.report_to` "tensorboard", to log_dir/tensorboard/<run>."""
     base, tok, scheme, collator = ctx.bases[scheme_name]
     model = copy.deepcopy(base).to(ctx.device)
     loss = GroundingLoss(METHODS[parse_method(method)[0]].loss_config(hparams), scheme, loc_token_ids(scheme, tok))
@@ -70,12 +74,23 @@ def fine_tune(ctx:SweepContext, scheme_name:str, method:str, hparams:dict, items
                             warmup_steps=ctx.config.warmup_steps, scheduler="constant_with_warmup", seed=seed,
                             save_steps=-1, logging_steps=min(TRAIN_LOG_WINDOW, max_steps), device=str(ctx.device),
                             precision=ctx.precision,
-                            progress=False, **lora)
+                            progress=False, **lora, **_tracking(ctx, run_name))
     quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
     with tempfile.TemporaryDirectory() as d, quiet[0], quiet[1]:
         trainer = train(model, items, collator, loss, config, d, callbacks=list(callbacks))
     logs = [h for h in trainer.state.log_history if "loss" in h]
+    if run_name and ctx.log_dir is not None:
+        write_json(Path(ctx.log_dir) / "train-logs" / f"{_file_name(run_name)}.json",
+                   {"run_id": run_name, "log_history": trainer.state.log_history})
     return trainer.model, (logs[-1] if logs else {})
+
+def _file_name(run_name:str): return run_name.replace("/", "_")
+
+def _tracking(ctx:SweepContext, run_name:str):
+    "The `TrainingConfig` tracker fields of a sweep run: its id as the run name, TensorBoard under the sweep's directory."
+    if not run_name or ctx.report_to in (None, "", "none"): return {}
+    logging_dir = None if ctx.log_dir is None else str(Path(ctx.log_dir) / "tensorboard" / _file_name(run_name))
+    return {"report_to": ctx.report_to, "run_name": run_name, "logging_dir": logging_dir}
 
 # %% ../../nbs/10d_experiments.runs.ipynb #d88020b5
 def evaluate_task(ctx:SweepContext, model, scheme_name:str, examples, seed:int=0,
@@ -179,7 +194,8 @@ def run_one(ctx:SweepContext, scheme_name:str, method:str, size:int, seed:int, h
             spent.append(time.time() - start)
             return point
         at = _EvalAt(_curve_at(cfg, steps), score)
-        try: model, log = fine_tune(ctx, scheme_name, method, hparams, items, seed, steps, callbacks=[at.callback])
+        try: model, log = fine_tune(ctx, scheme_name, method, hparams, items, seed, steps, callbacks=[at.callback],
+                                    run_name=run_id(scheme_name, method, size, seed))
         except NonFiniteError as e:  # name the run (the error keeps its step)
             e.args = (f"run {run_id(scheme_name, method, size, seed)} with {hparams}: {e}",)
             raise

@@ -16,7 +16,7 @@ from ..core import check_choice, versions
 from .config import PRESETS, SweepConfig, load_sweep_config, run_hparams
 from .context import SweepContext
 from .store import append_row, check_sweep_dir, committed_tuned_path, grid, parse_shard
-from .store import read_results, results_file, run_id, shard_runs
+from .store import read_json, read_results, results_file, run_id, shard_runs
 from .tuning import get_tuned, tune
 from .workers import Job, _check_workers, default_workers, run_jobs, torchrun_rank
 from ..models import base_model_dir
@@ -32,6 +32,15 @@ def _check_resumable(out_dir:Path, config:SweepConfig, stored, tuned:dict):
         if now and row["hparams"] != now:
             raise ValueError(f"{row['run_id']} in {out_dir} ran with {row['hparams']}, but the tuned values are now "
                              f"{now}; use a new output directory")
+
+def _tuned_known(config:SweepConfig, out_dir:Path, tune:bool):
+    "The tuned values a sweep will use, if they are known before it runs (the directory's, or the committed ones); else None."
+    path = Path(out_dir) / "tuned.json"
+    if tune: return None
+    if path.exists(): return read_json(path)["tuned"]
+    committed = committed_tuned_path(config.task)
+    if config.model is None and config.data is None and committed.exists(): return read_json(committed)["tuned"]
+    return None
 
 def _warn_diverged(out_dir:Path, config:SweepConfig, shard):
     "After a sweep: a warning that lists this shard's runs that diverged and have no results row."
@@ -50,18 +59,26 @@ def _warn_diverged(out_dir:Path, config:SweepConfig, shard):
 def run_sweep(config:SweepConfig, out_dir, shard=None, tune:bool=False, device="auto", progress:bool=True,
               model_dirs=None,  # scheme -> directory of a base model (default: the shipped ones)
               workers:int=None,  # parallel processes (None: `default_workers`); on a CPU the results do not depend on it
-              precision:str="auto"):  # "auto" (bf16 autocast on a GPU that has it, else fp32), "bf16" or "fp32"
-    "Run (one shard of) a sweep into `out_dir`; resumes from the rows already there. Returns the rows of this configuration."
+              precision:str="auto",  # "auto" (bf16 autocast on a GPU that has it, else fp32), "bf16" or "fp32"
+              report_to:str="none",  # trackers the runs' training logs go to as well: "tensorboard" (under out_dir), "wandb", ...
+              dry_run:bool=False):  # print the plan and its estimate (`experiments.plan`), write nothing, run nothing
+    """Run (one shard of) a sweep into `out_dir`; resumes from the rows already there. Returns the rows of this configuration.
+    Each run's training logs go to out_dir/train-logs/<run>.json (and to the `report_to` trackers, the run id its name)."""
     from tqdm import tqdm
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"output directory {str(out_dir)!r} exists and is not a directory")
     parse_shard(shard)
     _check_workers(workers)
-    ctx = SweepContext(config, device, model_dirs, precision)  # loads the checkpoint: a wrong one fails here
+    ctx = SweepContext(config, device, model_dirs, precision, report_to, out_dir)  # loads the checkpoint: a wrong one fails here
     ctx.check_data()  # a wrong image_dir or split fails before sweep.json is written
-    check_sweep_dir(out_dir, config)
     workers = workers or default_workers(ctx.device, config)
+    if dry_run or config.model is not None or config.data is not None:  # every real sweep says first what it will cost
+        from soft_grounding.experiments.plan import format_plan, plan_sweep, time_sweep
+        plan = plan_sweep(config, _tuned_known(config, out_dir, tune), shard)
+        print(format_plan(config, plan, time_sweep(ctx), len(ctx.examples("test", config.n_test)), workers), flush=True)
+        if dry_run: return []
+    check_sweep_dir(out_dir, config)
     tuned = get_tuned(ctx, out_dir, tune, progress, workers)
     path, dpath = results_file(out_dir, shard), results_file(out_dir, shard, "diverged")
     finished = read_results(out_dir, config.hash(), own=path)
@@ -139,6 +156,8 @@ def run_experiment(out_dir="runs/default",  # directory for results, plots and t
                    config=None,  # a JSON sweep config file (e.g. a real checkpoint and RefCOCO); replaces the preset
                    workers:int=None,  # parallel processes (None: `default_workers`); the results do not depend on it
                    precision:str="auto",  # of fine-tuning: "auto" (bf16 autocast on a GPU with it, else fp32), "bf16", "fp32"
+                   report_to:str="none",  # trackers of the runs' training logs: "tensorboard" (out_dir/tensorboard), "wandb", ...
+                   dry_run:bool=False,  # print the plan, timed on the device, and its estimate; run and write nothing
                    **overrides):  # overrides: `SweepConfig` fields
     """The thesis experiment: a preset sweep, its results table and its report; returns the output directory.
     Under torchrun each rank runs one shard of the grid on its own device and writes no report (`_torchrun_shard`)."""
@@ -167,7 +186,8 @@ def run_experiment(out_dir="runs/default",  # directory for results, plots and t
     out_dir = Path(out_dir)
     start = time.time()
     run_sweep(config, out_dir, shard=shard, tune=tune, device=device, progress=progress, workers=workers,
-              precision=precision)
+              precision=precision, report_to=report_to, dry_run=dry_run)
+    if dry_run: return out_dir
     print(f"sweep time: {time.time() - start:.0f} s")
     if report: print(f"report: {write_report(out_dir)}")
     elif rank is not None:

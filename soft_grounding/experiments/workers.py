@@ -99,7 +99,7 @@ def _call(ctx:SweepContext, job:Job, report):
 
 _worker = {}  # in a worker process: its SweepContext, its message queue, or the error it failed to start with
 
-def _start_worker(config_fields, device, model_dirs, precision, messages, stop):
+def _start_worker(config_fields, device, model_dirs, precision, messages, stop, logging=None):  # logging: report_to, log_dir
     "The pool's initializer: one thread, Ctrl-C left to the parent, a watchdog on `stop`, then the worker's context."
     from tqdm import tqdm
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
@@ -109,7 +109,7 @@ def _start_worker(config_fields, device, model_dirs, precision, messages, stop):
     _worker["messages"] = messages
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            _worker["ctx"] = SweepContext(SweepConfig(**config_fields), device, model_dirs, precision)
+            _worker["ctx"] = SweepContext(SweepConfig(**config_fields), device, model_dirs, precision, **(logging or {}))
     except Exception: _worker["error"] = traceback.format_exc()
 
 def _exit_when_closed(stop):
@@ -169,7 +169,8 @@ def _run_pool(ctx:SweepContext, jobs, workers:int, handlers:dict):
     messages = mp.SimpleQueue()
     stop_reader, stop_writer = mp.Pipe(duplex=False)
     fields = json.loads(json.dumps(asdict(ctx.config)))
-    initargs = (fields, str(ctx.device), ctx.model_dirs, ctx.precision, messages, stop_reader)
+    logging = {"report_to": ctx.report_to, "log_dir": None if ctx.log_dir is None else str(ctx.log_dir)}
+    initargs = (fields, str(ctx.device), ctx.model_dirs, ctx.precision, messages, stop_reader, logging)
     installed = importlib.import_module("soft_grounding.experiments.workers")
     pool = ProcessPoolExecutor(workers, mp_context=mp, initializer=installed._start_worker, initargs=initargs)
     try:  # the installed module's functions, and plain values (a notebook's copies would not reach a spawned process)
