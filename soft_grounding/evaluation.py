@@ -419,7 +419,8 @@ def evaluate_ground(model, tokenizer, scheme:LocScheme, collator, examples,  # g
     # the counts behind the recalls, and precision over the predicted pairs (0 when none was predicted)
     predicted = [h for r in records for h in r["pair_hits"]]
     predicted_boxes = [h for r in records for h in r["pair_box_hits"]]
-    flickr = flickr_recall([b for r in records for b in r["phrase_top"]], [t for r in records for t in r["phrase_truths"]], threshold)
+    tops, truths = [b for r in records for b in r["phrase_top"]], [t for r in records for t in r["phrase_truths"]]
+    flickr = flickr_recall(tops, truths, threshold)
     summary.update({"recall_any": flickr["recall_any"], "recall_merged": flickr["recall_merged"], "n_phrases": flickr["n"]})
     summary.update({"n_true_pairs": len(hits), "n_hit_pairs": sum(hits), "n_pred_pairs": len(predicted),
                     "precision": sum(predicted) / len(predicted) if predicted else 0.0,

@@ -95,7 +95,8 @@ def test_exported_modules_define_what_they_use():
 # above `analysis`, because the main job writes the report; `analysis` reads results through `experiments.store`.
 LAYERS = ["assets", "core", "geometry", "labels", "losses", "data", "models", "decoding", "training", "ranking", "evaluation",
           "experiments.config", "experiments.store", "experiments.context", "experiments.runs", "experiments.workers",
-          "experiments.tuning", "experiments.probe", "curves", "candidates", "analysis", "experiments.sweep", "experiments", "cli"]
+          "experiments.tuning", "experiments.probe", "experiments.plan", "curves", "candidates", "analysis", "experiments.sweep",
+          "experiments", "cli"]
 
 
 def module_name(path):

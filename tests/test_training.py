@@ -223,3 +223,36 @@ def test_gradient_checkpointing_takes_the_same_steps(lora_r, tmp_path):
         assert trainer.args.gradient_checkpointing == checkpointing
         losses.append([h["loss"] for h in trainer.state.log_history if "loss" in h])
     assert len(losses[0]) == 4 and losses[1] == pytest.approx(losses[0], abs=1e-5), losses
+
+
+def test_trl_sft_trainer_with_grounding_loss_func_equals_grounding_trainer(tmp_path):
+    "TRL's SFTTrainer with `grounding_loss_func` (fp32, its data left to our collator) takes the same steps as `train`."
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+    from soft_grounding.core import seed_everything
+    from soft_grounding.training import grounding_loss_func, stock_collator
+    losses = []
+    for stock in (False, True):
+        scheme, tok, model, collate, items = setup(n=16)
+        loss = GroundingLoss(LossConfig("soft_gem", "dip", {"power": 2}), scheme, loc_token_ids(scheme, tok))
+        cfg = TrainingConfig(max_steps=6, batch_size=4, lr=3e-3, warmup_steps=1, logging_steps=1, save_steps=-1, progress=False)
+        if not stock: trainer = train(model, items, collate, loss, cfg, tmp_path / "ours")
+        else:
+            seed_everything(cfg.seed)
+            args = SFTConfig(output_dir=str(tmp_path / "trl"), max_steps=cfg.max_steps, per_device_train_batch_size=4,
+                             learning_rate=cfg.lr, warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.scheduler,
+                             weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed, save_strategy="no",
+                             logging_steps=1, report_to="none", remove_unused_columns=False, use_cpu=True, disable_tqdm=True,
+                             loss_type="nll", max_length=None, bf16=False, dataset_kwargs={"skip_prepare_dataset": True})
+            # the tiny model is no vision-language model TRL knows: the image column goes under another name
+            data = Dataset.from_list([{"prompt": it["prompt"], "answer": it["answer"], "picture": it["image"]} for it in items])
+            collator = stock_collator(collate, model.config)
+            trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
+                                 data_collator=lambda batch: collator([{"prompt": b["prompt"], "answer": b["answer"],
+                                                                        "image": b["picture"]} for b in batch]),
+                                 compute_loss_func=grounding_loss_func(loss, model))
+            trainer.train()
+        losses.append([h["loss"] for h in trainer.state.log_history if "loss" in h])
+    assert len(losses[0]) == 6
+    assert losses[1] == pytest.approx(losses[0], abs=1e-6), losses

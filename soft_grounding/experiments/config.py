@@ -124,7 +124,7 @@ class SweepConfig:
     tune_seed: int = 0
     world_seed: int = 0  # the synthetic world (or the order of a real split's examples)
     model: dict = None  # None: the shipped base models. Or a real checkpoint: {"family", "path", "dtype", "lora_r"}
-    data: dict = None  # None: the synthetic world. Or a real dataset (`data.sources`): {"kind": "refcoco", "root", "image_dir", ...}
+    data: dict = None  # None: the synthetic world. Or a real dataset (`data.sources`): {"kind", "root", "image_dir", ...}
     # added later; left out of the hash at their defaults, so earlier results keep their names (`LATER_FIELDS`)
     zero_shot: bool = False  # also score each base model as it is (method "zero_shot", n = 0)
     curve_steps: tuple = ()  # steps at which a run scores itself (a learning curve): those up to its length, and its last
@@ -139,6 +139,7 @@ class SweepConfig:
     lr_choices: tuple = LR_CHOICES  # the learning rates tuning chooses from
     grad_accum: int = 1  # batches accumulated per optimiser step: a step sees batch_size x grad_accum examples
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, one more forward)
+    precision: str = None  # of fine-tuning: None (the run's --precision, "auto" by default), or "bf16" / "fp32" fixed here
 
     def __post_init__(self):
         for name in ("schemes", "methods", "sizes", "seeds", "step_choices", "curve_steps", "lr_choices"):
@@ -159,6 +160,7 @@ class SweepConfig:
         if self.best_of < 0: raise ValueError(f"best_of must be >= 0 (0: off), got {self.best_of}")
         if self.n_curve < 1: raise ValueError(f"n_curve must be at least 1, got {self.n_curve}")
         if self.lr < 0: raise ValueError(f"lr must be >= 0 (0: tuned), got {self.lr}")
+        if self.precision is not None: check_choice(self.precision, ("bf16", "fp32"), "precision")
         if not self.lr_choices or min(self.lr_choices) <= 0:
             raise ValueError(f"lr_choices must be positive learning rates, got {self.lr_choices}")
         steps = self.train_steps if isinstance(self.train_steps, dict) else {s: self.train_steps for s in self.names()}
@@ -260,7 +262,7 @@ def files_identity(config):  # a `SweepConfig` with a real `model` or `data`
 LATER_FIELDS = {"zero_shot": False, "curve_steps": (), "n_curve": 64, "curve_greedy": False, "train_steps": 0, "lr": 0.0,
                 "scheme_methods": None, "tune_per_size": False,
                 "beams": 0, "lr_choices": LR_CHOICES, "grad_accum": 1,
-                "gradient_checkpointing": False}  # fields added after results were committed: their defaults
+                "gradient_checkpointing": False, "precision": None}  # fields added after results were committed: their defaults
 
 def run_steps(config:SweepConfig, steps:int, size:int):
     "The fine-tuning steps of a run on `size` examples: the tuned `steps`, raised to `config.min_epochs` passes."
@@ -328,7 +330,8 @@ def load_sweep_config(path):  # a JSON or YAML (.yaml, .yml) file of `SweepConfi
     else:
         try: fields = json.loads(path.read_text())
         except json.JSONDecodeError as e: raise ValueError(f"sweep config {path} is not valid JSON: {e}") from None
-    if not isinstance(fields, dict): raise ValueError(f"sweep config {path} must hold a mapping of fields, got {type(fields).__name__}")
+    if not isinstance(fields, dict):
+        raise ValueError(f"sweep config {path} must hold a mapping of fields, got {type(fields).__name__}")
     fields = {k: v for k, v in fields.items() if not str(k).startswith("_")}
     known = {f.name for f in dataclasses.fields(SweepConfig)}
     unknown = sorted(set(fields) - known)

@@ -34,6 +34,11 @@ class SweepContext:
                  report_to:str="none",  # trackers a sweep run's training logs go to as well ("tensorboard", "wandb", ...)
                  log_dir=None):  # the sweep's output directory: each run's loss curve, and TensorBoard's events, go under it
         check_choice(precision, ("auto", "bf16", "fp32"), "precision")
+        if config.precision is not None:  # fixed in the config (and its hash): the run's setting may only agree
+            if precision not in ("auto", config.precision):
+                raise ValueError(f"the sweep config fixes precision {config.precision!r}; --precision {precision!r} "
+                                 f"contradicts it (leave it out, or change the config in a new output directory)")
+            precision = config.precision
         self.config, self.device, self.model_dirs = config, default_device(device), model_dirs
         self.report_to, self.log_dir = report_to, log_dir
         self.precision = pick_precision(self.device) if precision == "auto" else precision

@@ -115,7 +115,8 @@ def format_plan(config:SweepConfig, plan:dict, timing:dict=None, n_test:int=None
     for (_, _, size), (lo, hi) in plan["steps"].items():
         a, b = by_size.get(size, (lo, hi))
         by_size[size] = (min(a, lo), max(b, hi))
-    lines.append("steps per run: " + ", ".join(f"n={n}: {lo}" + (f"-{hi}" if hi != lo else "") for n, (lo, hi) in sorted(by_size.items())))
+    ranges = (f"n={n}: {lo}" + (f"-{hi}" if hi != lo else "") for n, (lo, hi) in sorted(by_size.items()))
+    lines.append("steps per run: " + ", ".join(ranges))
     if timing is None: return "\n".join(lines)
     est = estimate(config, plan, timing, n_test, workers)
     sampled = (f", {timing['sampled_eval_s']:.2f} s with {config.best_of} samples and {config.beams} beams"
