@@ -27,7 +27,7 @@ from .config import SweepConfig
 from .context import SweepContext
 
 # %% auto #0
-__all__ = ['default_workers', 'torchrun_rank', 'Job', 'run_jobs']
+__all__ = ['default_workers', 'worker_device', 'torchrun_rank', 'Job', 'run_jobs']
 
 # %% ../../nbs/10e_experiments.workers.ipynb #ecda7f7d
 def _cgroup_cpus(root="/sys/fs/cgroup"):
@@ -45,11 +45,17 @@ def _cgroup_cpus(root="/sys/fs/cgroup"):
 
 def default_workers(device, config:SweepConfig=None):
     """How many sweep processes: on a CPU, where each run has one thread, one per available core
-    (at most 8; fewer under a container's CPU quota); one on an accelerator or for a real checkpoint
-    (each worker holds its own copy)."""
-    if default_device(device).type != "cpu" or (config is not None and config.model is not None): return 1
+    (at most 8; fewer under a container's CPU quota), and one for a real checkpoint (each worker holds its own copy);
+    on a node of GPUs with no GPU named (`cuda`, or `auto`), one per GPU (`worker_device`); else one."""
+    dev = default_device(device)
+    if dev.type == "cuda": return torch.cuda.device_count() if dev.index is None else 1
+    if dev.type != "cpu" or (config is not None and config.model is not None): return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores, _cgroup_cpus() or cores, 8))
+
+def worker_device(device:str, slot:int, n_gpus:int):  # device: the sweep's, as text; slot: the worker's number from 0
+    "The device of sweep worker `slot`: GPU slot % n_gpus where the sweep names no GPU of a node of several, else `device`."
+    return f"cuda:{slot % n_gpus}" if device == "cuda" and n_gpus > 1 else device
 
 def _check_workers(workers):
     "`workers`: None (the default) or a positive int; raises a `ValueError` naming a bad value."
@@ -99,7 +105,8 @@ def _call(ctx:SweepContext, job:Job, report):
 
 _worker = {}  # in a worker process: its SweepContext, its message queue, or the error it failed to start with
 
-def _start_worker(config_fields, device, model_dirs, precision, messages, stop, logging=None):  # logging: report_to, log_dir
+def _start_worker(config_fields, device, model_dirs, precision, messages, stop, logging=None,  # logging: report_to, log_dir
+                  slots=None):  # a shared counter: each worker takes the next number, and with it its GPU
     "The pool's initializer: one thread, Ctrl-C left to the parent, a watchdog on `stop`, then the worker's context."
     from tqdm import tqdm
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
@@ -107,6 +114,10 @@ def _start_worker(config_fields, device, model_dirs, precision, messages, stop, 
     tqdm.set_lock(threading.RLock())  # not tqdm's default process lock: a worker stopped at once would leak its semaphore
     threading.Thread(target=_exit_when_closed, args=(stop,), daemon=True).start()
     _worker["messages"] = messages
+    if slots is not None and device == "cuda":
+        with slots.get_lock():
+            slot, slots.value = slots.value, slots.value + 1
+        device = worker_device(device, slot, torch.cuda.device_count())
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             _worker["ctx"] = SweepContext(SweepConfig(**config_fields), device, model_dirs, precision, **(logging or {}))
@@ -170,7 +181,7 @@ def _run_pool(ctx:SweepContext, jobs, workers:int, handlers:dict):
     stop_reader, stop_writer = mp.Pipe(duplex=False)
     fields = json.loads(json.dumps(asdict(ctx.config)))
     logging = {"report_to": ctx.report_to, "log_dir": None if ctx.log_dir is None else str(ctx.log_dir)}
-    initargs = (fields, str(ctx.device), ctx.model_dirs, ctx.precision, messages, stop_reader, logging)
+    initargs = (fields, str(ctx.device), ctx.model_dirs, ctx.precision, messages, stop_reader, logging, mp.Value("i", 0))
     installed = importlib.import_module("soft_grounding.experiments.workers")
     pool = ProcessPoolExecutor(workers, mp_context=mp, initializer=installed._start_worker, initargs=initargs)
     try:  # the installed module's functions, and plain values (a notebook's copies would not reach a spawned process)
