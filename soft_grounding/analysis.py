@@ -13,9 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SCORES', 'seed_summary', 'load_rows', 'summary_table', 'has_metric', 'scheme_of', 'markdown_table', 'discrimination',
-           'steps_table', 'beyond_grid_table', 'paired_bootstrap', 'paired_differences', 'plot_curves',
-           'plot_differences', 'plot_entropy', 'plot_labels', 'write_report']
+__all__ = ['SCORES', 'UNITS', 'seed_summary', 'load_rows', 'summary_table', 'has_metric', 'scheme_of', 'markdown_table',
+           'discrimination', 'steps_table', 'beyond_grid_table', 'paired_bootstrap', 'paired_differences',
+           'plot_curves', 'plot_differences', 'plot_entropy', 'plot_labels', 'write_report']
 
 # %% ../nbs/11_analysis.ipynb #f284cc8e
 def seed_summary(values):  # one metric value per seed
@@ -274,7 +274,7 @@ def _report_head(rows, gone, score):
     return ["# soft_grounding sweep report", "",
             f"{len(rows)} runs{also}: schemes {sorted({r['scheme'] for r in rows})}, "
             f"methods {sorted({r['method'] for r in rows})}, sizes {sizes}, seeds {seeds}; each run scored on the same "
-            f"{rows[0]['metrics']['n']} test-pool examples. Task: {rows[0]['task']}. "
+            f"{rows[0]['metrics']['n']} {UNITS.get(rows[0]['task'], 'test-pool examples')}. Task: {rows[0]['task']}. "
             f"Git commit {rows[0].get('git_commit')}.",
             "", f"## Test {score} (mean ± sd over seeds)", "", markdown_table(rows, "acc"), "",
             ("figure", plot_curves(rows, ylabel=f"test {score}"), "curves.png"), ""]
@@ -322,6 +322,8 @@ def _report_differences(rows, score):
     return lines + ["", ("figure", figure, "differences.png"), ""]
 
 SCORES = {"refer": "Acc@0.5", "ground": "phrase-box recall@0.5", "detect": "box recall@0.5"}  # each task's paired score
+UNITS = {"refer": "test-pool examples", "ground": "true phrase-box pairs of the test pool's captions",
+         "detect": "true boxes of the test pool's images"}  # what one paired bit is
 
 def _report_distributions(rows, score):
     "Loc entropy, the invalid-output rate, greedy against expectation decoding, and the task's other metrics."
