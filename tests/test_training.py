@@ -183,6 +183,14 @@ def test_lora_from_the_config_and_eval_loss(tmp_path):
     assert [h["step"] for h in trainer.state.log_history if "eval_loss" in h] == [3, 6]
 
 
+def stock_arguments(cfg:TrainingConfig, output_dir):
+    "`TrainingArguments` fields (also `SFTConfig`'s) for a stock trainer that takes the steps `train` takes with `cfg`, on the CPU."
+    return dict(output_dir=str(output_dir), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
+                learning_rate=cfg.lr, warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.scheduler,
+                weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed, save_strategy="no",
+                logging_steps=cfg.logging_steps, report_to="none", remove_unused_columns=False, use_cpu=True, disable_tqdm=True)
+
+
 @pytest.mark.parametrize("config", [LossConfig("ce"), LossConfig("soft_gem", "dip", {"power": 3})], ids=lambda c: c.loss)
 def test_stock_trainer_with_grounding_loss_func_equals_grounding_trainer(config, tmp_path):
     "A stock transformers.Trainer with `grounding_loss_func` and `stock_collator` takes the same steps as `train`."
@@ -197,11 +205,7 @@ def test_stock_trainer_with_grounding_loss_func_equals_grounding_trainer(config,
         if not stock: trainer = train(model, items, collate, loss, cfg, tmp_path / "ours")
         else:
             seed_everything(cfg.seed)
-            args = TrainingArguments(output_dir=str(tmp_path / "stock"), max_steps=cfg.max_steps, per_device_train_batch_size=4,
-                                     learning_rate=cfg.lr, warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.scheduler,
-                                     weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed, save_strategy="no",
-                                     logging_steps=1, report_to="none", remove_unused_columns=False, use_cpu=True,
-                                     disable_tqdm=True)
+            args = TrainingArguments(**stock_arguments(cfg, tmp_path / "stock"))
             trainer = Trainer(model=model, args=args, train_dataset=ItemDataset(items, len(items)),
                               data_collator=stock_collator(collate, model.config), compute_loss_func=grounding_loss_func(loss, model))
             trainer.train()
@@ -240,11 +244,8 @@ def test_trl_sft_trainer_with_grounding_loss_func_equals_grounding_trainer(tmp_p
         if not stock: trainer = train(model, items, collate, loss, cfg, tmp_path / "ours")
         else:
             seed_everything(cfg.seed)
-            args = SFTConfig(output_dir=str(tmp_path / "trl"), max_steps=cfg.max_steps, per_device_train_batch_size=4,
-                             learning_rate=cfg.lr, warmup_steps=cfg.warmup_steps, lr_scheduler_type=cfg.scheduler,
-                             weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed, save_strategy="no",
-                             logging_steps=1, report_to="none", remove_unused_columns=False, use_cpu=True, disable_tqdm=True,
-                             loss_type="nll", max_length=None, bf16=False, dataset_kwargs={"skip_prepare_dataset": True})
+            args = SFTConfig(**stock_arguments(cfg, tmp_path / "trl"), loss_type="nll", max_length=None, bf16=False,
+                             dataset_kwargs={"skip_prepare_dataset": True})
             # the tiny model is no vision-language model TRL knows: the image column goes under another name
             data = Dataset.from_list([{"prompt": it["prompt"], "answer": it["answer"], "picture": it["image"]} for it in items])
             collator = stock_collator(collate, model.config)
